@@ -1,0 +1,121 @@
+// Vocabulary of the 9P wire: dialects, qids, payload views, limits and constants.
+//
+// Decoded messages are *views*: string_view fields and Data payloads point into the frame
+// they were decoded from, so a decoded message is valid only while that frame's bytes are.
+// Copy what you keep (std::string(msg.name)). Encoding reads the same views, so a message
+// can be built from any strings the caller owns for the duration of the Encode call.
+#ifndef NINEFOLD_WIRE_TYPES_H_
+#define NINEFOLD_WIRE_TYPES_H_
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "ninefold/base/result.h"
+
+namespace ninefold::wire {
+
+// The three protocol dialects. Tversion/Rversion choose one per connection.
+enum class Dialect : uint8_t { k9P2000, k9P2000u, k9P2000L };
+
+// A set of dialects, one bit per Dialect.
+using DialectSet = uint8_t;
+constexpr DialectSet Bit(Dialect d) { return static_cast<DialectSet>(1u << static_cast<int>(d)); }
+constexpr DialectSet kOnly9P2000 = Bit(Dialect::k9P2000);
+constexpr DialectSet kOnlyDotU = Bit(Dialect::k9P2000u);
+constexpr DialectSet kOnlyDotL = Bit(Dialect::k9P2000L);
+constexpr DialectSet kClassic = kOnly9P2000 | kOnlyDotU;  // 9P2000 and 9P2000.u
+constexpr DialectSet kDotUOrL = kOnlyDotU | kOnlyDotL;
+constexpr DialectSet kAllDialects = kClassic | kOnlyDotL;
+
+// "9P2000", "9P2000.u", "9P2000.L": the version strings Tversion carries.
+std::string_view DialectName(Dialect d);
+// The dialect a version string names, matched exactly as on the wire; nullopt otherwise.
+std::optional<Dialect> ParseDialect(std::string_view version);
+
+constexpr uint16_t kNoTag = 0xFFFF;
+constexpr uint32_t kNoFid = 0xFFFFFFFF;
+constexpr uint32_t kNoUid = 0xFFFFFFFF;  // n_uname "none" in 9P2000.u / .L
+constexpr size_t kMaxWalkElements = 16;  // MAXWELEM
+constexpr size_t kHeaderSize = 7;        // size[4] type[1] tag[2]
+// Bytes of an Rread/Twrite frame that are not data: the iounit is msize minus this.
+constexpr size_t kIoHeaderSize = 24;
+
+// Qid types (the high bits of a 9P2000 mode).
+enum QidType : uint8_t {
+  kQtDir = 0x80,
+  kQtAppend = 0x40,
+  kQtExcl = 0x20,
+  kQtMount = 0x10,
+  kQtAuth = 0x08,
+  kQtTmp = 0x04,
+  kQtSymlink = 0x02,  // 9P2000.u / .L
+  kQtLink = 0x01,     // 9P2000.u / .L
+  kQtFile = 0x00,
+};
+
+// What the decoder accepts. Frames larger than msize and strings longer than max_string
+// are errors; nothing the decoder allocates is ever larger than the frame.
+struct Limits {
+  uint32_t msize = 16u << 20;  // before Tversion/Rversion: the largest frame we accept
+  uint32_t max_string = 8192;  // path components, names, symlink targets, error strings
+};
+
+// A fixed-capacity sequence (walk names, walk qids): decoding never allocates for it.
+template <class T, size_t N>
+class BoundedVector {
+ public:
+  BoundedVector() = default;
+  BoundedVector(std::initializer_list<T> items) {
+    NINEFOLD_CHECK(items.size() <= N);
+    for (const T& item : items) items_[size_++] = item;
+  }
+  static constexpr size_t capacity() { return N; }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  // Returns false (and changes nothing) when full.
+  [[nodiscard]] bool push_back(const T& item) {
+    if (size_ == N) return false;
+    items_[size_++] = item;
+    return true;
+  }
+  void clear() { size_ = 0; }
+  T& operator[](size_t i) { return items_[i]; }
+  const T& operator[](size_t i) const { return items_[i]; }
+  const T* begin() const { return items_.data(); }
+  const T* end() const { return items_.data() + size_; }
+  T* begin() { return items_.data(); }
+  T* end() { return items_.data() + size_; }
+  bool operator==(const BoundedVector& o) const {
+    return std::equal(begin(), end(), o.begin(), o.end());
+  }
+
+ private:
+  std::array<T, N> items_{};
+  size_t size_ = 0;
+};
+
+// A count[4]-prefixed payload (Twrite, Rread, Rreaddir): a view, never a copy.
+struct Data {
+  std::span<const std::byte> bytes;
+
+  Data() = default;
+  explicit Data(std::span<const std::byte> b) : bytes(b) {}
+  explicit Data(std::string_view s)
+      : bytes(reinterpret_cast<const std::byte*>(s.data()), s.size()) {}
+  size_t size() const { return bytes.size(); }
+  std::string_view AsString() const {
+    return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+  }
+  bool operator==(const Data& o) const {
+    return std::equal(bytes.begin(), bytes.end(), o.bytes.begin(), o.bytes.end());
+  }
+};
+
+}  // namespace ninefold::wire
+
+#endif  // NINEFOLD_WIRE_TYPES_H_

@@ -1,0 +1,619 @@
+// The codec walks each message's Fields() declaration with one of three visitors: a
+// Reader (decode), a Writer over a counting or a copying sink (size, encode) and a
+// Printer. The per-type rules (how a string, a Data payload, a walk list or a stat goes
+// on the wire) are written once per visitor below.
+#include "ninefold/wire/codec.h"
+
+#include <array>
+#include <bit>
+#include <cstring>
+#include <limits>
+#include <utility>
+
+#include "fmt/format.h"
+#include "ninefold/wire/field.h"
+
+namespace ninefold::wire {
+namespace {
+
+// Applies fn(desc, value) to every field of `record` present in `dialect`.
+template <class R, class Fn>
+void ForEachField(R& record, Dialect dialect, Fn&& fn) {
+  std::apply(
+      [&](const auto&... desc) {
+        ((desc.dialects & Bit(dialect) ? fn(desc, record.*(desc.member)) : void()), ...);
+      },
+      std::remove_const_t<R>::Fields());
+}
+
+// std::byteswap is C++23.
+template <class T>
+T ByteSwap(T v) {
+  if constexpr (sizeof(T) == 1) return v;
+  if constexpr (sizeof(T) == 2) return __builtin_bswap16(v);
+  if constexpr (sizeof(T) == 4) return __builtin_bswap32(v);
+  if constexpr (sizeof(T) == 8) return __builtin_bswap64(v);
+}
+
+template <class T>
+T LoadLe(const std::byte* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  if constexpr (std::endian::native == std::endian::big) v = ByteSwap(v);
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------
+// Decoding. The first failure is recorded (sticky) and every later read is a no-op, so a
+// record's walk never has to stop midway; the caller checks failed() once.
+class Reader {
+ public:
+  Reader(std::span<const std::byte> frame, size_t pos, const Limits& limits,
+         std::string_view msg_name)
+      : frame_(frame), pos_(pos), end_(frame.size()), limits_(limits), msg_name_(msg_name) {}
+
+  bool failed() const { return failed_; }
+  Error TakeError() { return std::move(error_); }
+  size_t left() const { return end_ - pos_; }
+  size_t pos() const { return pos_; }
+  size_t end() const { return end_; }
+  void set_end(size_t end) { end_ = end; }
+  // Names the top-level field being read, for error messages.
+  void SetField(std::string_view field) {
+    field_ = field;
+    index_ = -1;
+  }
+  void SetIndex(int index) { index_ = index; }
+
+  void Fail(Errc code, std::string_view detail) { FailAt(pos_, code, detail); }
+  void FailAt(size_t at, Errc code, std::string_view detail) {
+    if (failed_) return;
+    failed_ = true;
+    std::string where(msg_name_);
+    if (!field_.empty()) fmt::format_to(std::back_inserter(where), ".{}", field_);
+    if (index_ >= 0) fmt::format_to(std::back_inserter(where), "[{}]", index_);
+    error_ = Error(code, fmt::format("{} at byte {}: {}", where, at, detail));
+  }
+
+  template <class T>
+  T Int() {
+    if (failed_) return 0;
+    if (left() < sizeof(T)) {
+      Fail(Errc::kSizeMismatch, fmt::format("needs {} bytes, {} left", sizeof(T), left()));
+      return 0;
+    }
+    T v = LoadLe<T>(frame_.data() + pos_);
+    pos_ += sizeof(T);
+    return v;
+  }
+
+  // A count-prefixed run of n bytes whose count field ended at pos(); checks n fits.
+  std::span<const std::byte> Bytes(size_t n, std::string_view what) {
+    if (failed_) return {};
+    if (n > left()) {
+      FailAt(pos_ - (what == "string length" ? 2 : 4), Errc::kCountTooLarge,
+             fmt::format("{} {}, {} left", what, n, left()));
+      return {};
+    }
+    auto out = frame_.subspan(pos_, n);
+    pos_ += n;
+    return out;
+  }
+
+  std::string_view Str() {
+    uint16_t n = Int<uint16_t>();
+    auto bytes = Bytes(n, "string length");
+    if (failed_) return {};
+    if (n > limits_.max_string) {
+      FailAt(pos_ - n - 2, Errc::kStringTooLong,
+             fmt::format("string length {} exceeds limit {}", n, limits_.max_string));
+      return {};
+    }
+    return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+  }
+
+ private:
+  std::span<const std::byte> frame_;
+  size_t pos_;
+  size_t end_;
+  const Limits& limits_;
+  std::string_view msg_name_;
+  std::string_view field_;
+  int index_ = -1;
+  bool failed_ = false;
+  Error error_;
+};
+
+template <class T>
+requires std::is_unsigned_v<T>
+void Get(Reader& r, T& v, Dialect) { v = r.Int<T>(); }
+void Get(Reader& r, std::string_view& v, Dialect) { v = r.Str(); }
+void Get(Reader& r, Data& v, Dialect) {
+  uint32_t n = r.Int<uint32_t>();
+  v = Data(r.Bytes(n, "count"));
+}
+void Get(Reader& r, std::optional<uint32_t>& v, Dialect) {
+  // A trailing field some peers omit (Tfsync's datasync): absent when the frame ends.
+  if (r.left() == 0) {
+    v.reset();
+  } else {
+    v = r.Int<uint32_t>();
+  }
+}
+template <Record R>
+void Get(Reader& r, R& record, Dialect d);
+void GetStatBody(Reader& r, Stat& v, Dialect d, size_t stat_start);
+void Get(Reader& r, Stat& v, Dialect d) {
+  size_t at = r.pos();
+  uint16_t n = r.Int<uint16_t>();
+  if (r.failed()) return;
+  if (n > r.left()) {
+    r.FailAt(at, Errc::kCountTooLarge, fmt::format("stat length {}, {} left", n, r.left()));
+    return;
+  }
+  size_t outer_end = r.end();
+  r.set_end(r.pos() + n);
+  GetStatBody(r, v, d, r.pos());
+  if (!r.failed() && r.left() != 0) {
+    r.Fail(Errc::kSizeMismatch, fmt::format("stat length {} leaves {} bytes unused", n, r.left()));
+  }
+  r.set_end(outer_end);
+}
+template <class T>
+void GetWalkList(Reader& r, BoundedVector<T, kMaxWalkElements>& v, Dialect d, const char* what) {
+  size_t at = r.pos();
+  uint16_t n = r.Int<uint16_t>();
+  if (r.failed()) return;
+  if (n > kMaxWalkElements) {
+    r.FailAt(at, Errc::kTooManyWalkElements,
+             fmt::format("{} {} exceeds {}", what, n, kMaxWalkElements));
+    return;
+  }
+  for (int i = 0; i < n && !r.failed(); ++i) {
+    r.SetIndex(i);
+    T item{};
+    Get(r, item, d);
+    (void)v.push_back(item);  // cannot be full: n <= capacity
+  }
+}
+void Get(Reader& r, WalkNames& v, Dialect d) { GetWalkList(r, v, d, "nwname"); }
+void Get(Reader& r, WalkQids& v, Dialect d) { GetWalkList(r, v, d, "nwqid"); }
+
+template <Record R>
+void Get(Reader& r, R& record, Dialect d) {
+  ForEachField(record, d, [&](const auto&, auto& value) { Get(r, value, d); });
+}
+
+// size[2] then the stat fields, which must use exactly `size` bytes.
+void GetStatBody(Reader& r, Stat& v, Dialect d, size_t stat_start) {
+  uint16_t size = r.Int<uint16_t>();
+  if (r.failed()) return;
+  if (size != r.left()) {
+    r.FailAt(stat_start, Errc::kSizeMismatch,
+             fmt::format("stat size {} disagrees with its {} bytes", size, r.left()));
+    return;
+  }
+  ForEachField(v, d, [&](const auto&, auto& value) { Get(r, value, d); });
+}
+
+// Top level: like Get for a record, but names each field for error messages.
+template <class M>
+void DecodeFields(Reader& r, M& msg, Dialect d) {
+  ForEachField(msg, d, [&](const auto& desc, auto& value) {
+    if (r.failed()) return;
+    r.SetField(desc.name);
+    Get(r, value, d);
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Sizing and encoding share one Writer; the sink either counts or copies. Errors can only
+// arise while sizing (strings over 65535 bytes, stats over 65535 bytes), so Encode sizes
+// first and then writes without failure.
+struct CountSink {
+  size_t n = 0;
+  void Put(const void*, size_t len) { n += len; }
+};
+struct CopySink {
+  std::byte* p;
+  void Put(const void* src, size_t len) {
+    if (len != 0) std::memcpy(p, src, len);
+    p += len;
+  }
+};
+
+template <class Sink>
+class Writer {
+ public:
+  explicit Writer(Sink& sink) : sink_(sink) {}
+  Sink& sink() { return sink_; }
+  bool failed() const { return failed_; }
+  Error TakeError() { return std::move(error_); }
+  void Fail(Error error) {
+    if (failed_) return;
+    failed_ = true;
+    error_ = std::move(error);
+  }
+  void Fail(Errc code, std::string context) { Fail(Error(code, std::move(context))); }
+  // When set, a Data payload is left out (its count is still written): EncodeHead.
+  bool skip_payload = false;
+  std::span<const std::byte> skipped;
+
+  template <class T>
+  void Int(T v) {
+    if constexpr (std::endian::native == std::endian::big) v = ByteSwap(v);
+    sink_.Put(&v, sizeof v);
+  }
+
+ private:
+  Sink& sink_;
+  bool failed_ = false;
+  Error error_;
+};
+
+template <class S, class T>
+requires std::is_unsigned_v<T>
+void Put(Writer<S>& w, const T& v, Dialect) { w.Int(v); }
+template <class S>
+void Put(Writer<S>& w, const std::string_view& v, Dialect) {
+  if (v.size() > std::numeric_limits<uint16_t>::max()) {
+    w.Fail(Errc::kStringTooLong, fmt::format("string of {} bytes exceeds 65535", v.size()));
+    return;
+  }
+  w.Int(static_cast<uint16_t>(v.size()));
+  w.sink().Put(v.data(), v.size());
+}
+template <class S>
+void Put(Writer<S>& w, const Data& v, Dialect) {
+  if (v.size() > std::numeric_limits<uint32_t>::max()) {
+    w.Fail(Errc::kCountTooLarge, fmt::format("payload of {} bytes", v.size()));
+    return;
+  }
+  w.Int(static_cast<uint32_t>(v.size()));
+  if (w.skip_payload) {
+    w.skipped = v.bytes;
+  } else {
+    w.sink().Put(v.bytes.data(), v.size());
+  }
+}
+template <class S>
+void Put(Writer<S>& w, const std::optional<uint32_t>& v, Dialect) {
+  if (v) w.Int(*v);
+}
+template <class S, Record R>
+void Put(Writer<S>& w, const R& record, Dialect d);
+// size[2] then the stat's fields: the form 9P2000 directory reads use.
+template <class S>
+void PutStatBody(Writer<S>& w, const Stat& v, Dialect d) {
+  CountSink count;
+  Writer<CountSink> sizer(count);
+  ForEachField(v, d, [&](const auto&, const auto& value) { Put(sizer, value, d); });
+  if (sizer.failed()) return w.Fail(sizer.TakeError());
+  if (count.n > std::numeric_limits<uint16_t>::max() - 2) {
+    return w.Fail(Errc::kCountTooLarge, fmt::format("stat of {} bytes exceeds 65533", count.n));
+  }
+  w.Int(static_cast<uint16_t>(count.n));
+  ForEachField(v, d, [&](const auto&, const auto& value) { Put(w, value, d); });
+}
+// Rstat and Twstat: n[2] = size + 2, then the stat.
+template <class S>
+void Put(Writer<S>& w, const Stat& v, Dialect d) {
+  CountSink count;
+  Writer<CountSink> sizer(count);
+  PutStatBody(sizer, v, d);
+  if (sizer.failed()) return w.Fail(sizer.TakeError());
+  w.Int(static_cast<uint16_t>(count.n));
+  PutStatBody(w, v, d);
+}
+template <class S, class T>
+void Put(Writer<S>& w, const BoundedVector<T, kMaxWalkElements>& v, Dialect d) {
+  w.Int(static_cast<uint16_t>(v.size()));
+  for (const T& item : v) Put(w, item, d);
+}
+template <class S, Record R>
+void Put(Writer<S>& w, const R& record, Dialect d) {
+  ForEachField(record, d, [&](const auto&, const auto& value) { Put(w, value, d); });
+}
+
+// ---------------------------------------------------------------------------------------
+// Printing: "name value" pairs separated by spaces.
+class Printer {
+ public:
+  explicit Printer(std::string& out) : out_(out) {}
+  std::string& out() { return out_; }
+  void Name(std::string_view name) {
+    out_ += ' ';
+    out_ += name;
+    out_ += ' ';
+  }
+  // Quoted, with quotes doubled (as Plan 9 does) and unprintable bytes as \xNN.
+  void Quoted(std::string_view s, size_t max = std::string_view::npos) {
+    out_ += '\'';
+    size_t n = std::min(s.size(), max);
+    for (size_t i = 0; i < n; ++i) {
+      unsigned char c = static_cast<unsigned char>(s[i]);
+      if (c == '\'') {
+        out_ += "''";
+      } else if (c == '\n') {
+        out_ += "\\n";
+      } else if (c < 0x20 || c >= 0x7f || c == '\\') {
+        fmt::format_to(std::back_inserter(out_), "\\x{:02x}", c);
+      } else {
+        out_ += static_cast<char>(c);
+      }
+    }
+    out_ += '\'';
+    if (n < s.size()) out_ += "...";
+  }
+
+ private:
+  std::string& out_;
+};
+
+constexpr size_t kPayloadPreview = 16;
+
+template <class T>
+requires std::is_unsigned_v<T>
+void Print(Printer& p, const T& v, Fmt f, Dialect) {
+  uint64_t x = v;
+  switch (f) {
+    case Fmt::kDec:
+      fmt::format_to(std::back_inserter(p.out()), "{}", x);
+      break;
+    case Fmt::kHex:
+      fmt::format_to(std::back_inserter(p.out()), "{:#x}", x);
+      break;
+    case Fmt::kOct:
+      fmt::format_to(std::back_inserter(p.out()), "0{:o}", x);
+      break;
+  }
+}
+void Print(Printer& p, const std::string_view& v, Fmt, Dialect) { p.Quoted(v); }
+void Print(Printer& p, const Data& v, Fmt, Dialect) {
+  fmt::format_to(std::back_inserter(p.out()), "{} ", v.size());
+  p.Quoted(v.AsString(), kPayloadPreview);
+}
+void Print(Printer& p, const std::optional<uint32_t>& v, Fmt f, Dialect d) {
+  if (v) {
+    Print(p, *v, f, d);
+  } else {
+    p.out() += "(absent)";
+  }
+}
+// (path version type), type as letters, the way plan9port prints a qid.
+void Print(Printer& p, const Qid& q, Fmt, Dialect) {
+  std::string letters;
+  static constexpr std::pair<uint8_t, char> kLetters[] = {
+      {kQtDir, 'd'},  {kQtAppend, 'a'}, {kQtExcl, 'l'},    {kQtMount, 'm'},
+      {kQtAuth, 'A'}, {kQtTmp, 't'},    {kQtSymlink, 'L'}, {kQtLink, 'H'}};
+  for (auto [bit, letter] : kLetters) {
+    if (q.type & bit) letters += letter;
+  }
+  fmt::format_to(std::back_inserter(p.out()), "({:016x} {} {})", q.path, q.version,
+                 letters.empty() ? "f" : letters);
+}
+template <class T>
+void Print(Printer& p, const BoundedVector<T, kMaxWalkElements>& v, Fmt f, Dialect d) {
+  fmt::format_to(std::back_inserter(p.out()), "{}", v.size());
+  for (const T& item : v) {
+    p.out() += ' ';
+    Print(p, item, f, d);
+  }
+}
+template <Record R>
+void Print(Printer& p, const R& record, Fmt, Dialect d) {
+  p.out() += '{';
+  ForEachField(record, d, [&](const auto& desc, const auto& value) {
+    p.Name(desc.name);
+    Print(p, value, desc.fmt, d);
+  });
+  p.out() += " }";
+}
+
+// ---------------------------------------------------------------------------------------
+// The message table: type byte -> variant index, built from Message's alternatives.
+using DecodeFn = void (*)(Reader&, Message&, Dialect);
+
+template <size_t I>
+void DecodeAlternative(Reader& r, Message& out, Dialect d) {
+  DecodeFields(r, out.emplace<I>(), d);
+}
+
+struct TypeTable {
+  std::array<DecodeFn, 256> decode{};
+  std::array<std::string_view, 256> name{};
+  std::array<DialectSet, 256> dialects{};
+};
+
+template <size_t... I>
+constexpr TypeTable MakeTypeTable(std::index_sequence<I...>) {
+  TypeTable t;
+  auto add = [&t](uint8_t type, DecodeFn fn, std::string_view name, DialectSet dialects) {
+    if (t.decode[type] != nullptr) throw "two messages share a type byte";  // compile error
+    t.decode[type] = fn;
+    t.name[type] = name;
+    t.dialects[type] = dialects;
+  };
+  (add(std::variant_alternative_t<I, Message>::kType, &DecodeAlternative<I>,
+       std::variant_alternative_t<I, Message>::kName,
+       std::variant_alternative_t<I, Message>::kDialects),
+   ...);
+  return t;
+}
+
+constexpr TypeTable kTypes =
+    MakeTypeTable(std::make_index_sequence<std::variant_size_v<Message>>());
+
+Error WrongDialect(uint8_t type, Dialect d) {
+  return Error(Errc::kWrongDialect,
+               fmt::format("{} (type {}) in {}", kTypes.name[type], type, DialectName(d)));
+}
+
+// Sizes (Writer<CountSink>) or writes (Writer<CopySink>) a whole frame.
+template <class S>
+void PutFrame(Writer<S>& w, const Frame& frame, Dialect d, uint32_t size) {
+  std::visit(
+      [&](const auto& msg) {
+        w.Int(size);
+        w.Int(msg.kType);
+        w.Int(frame.tag);
+        ForEachField(msg, d, [&](const auto&, const auto& value) { Put(w, value, d); });
+      },
+      frame.msg);
+}
+
+}  // namespace
+
+std::string_view DialectName(Dialect d) {
+  switch (d) {
+    case Dialect::k9P2000:
+      return "9P2000";
+    case Dialect::k9P2000u:
+      return "9P2000.u";
+    case Dialect::k9P2000L:
+      return "9P2000.L";
+  }
+  return "?";
+}
+
+std::optional<Dialect> ParseDialect(std::string_view version) {
+  for (Dialect d : {Dialect::k9P2000, Dialect::k9P2000u, Dialect::k9P2000L}) {
+    if (version == DialectName(d)) return d;
+  }
+  return std::nullopt;
+}
+
+std::string_view TypeName(uint8_t type) { return kTypes.name[type]; }
+DialectSet TypeDialects(uint8_t type) { return kTypes.dialects[type]; }
+uint8_t TypeOf(const Message& msg) {
+  return std::visit([](const auto& m) { return m.kType; }, msg);
+}
+
+Result<uint32_t> PeekFrameSize(std::span<const std::byte> bytes, const Limits& limits) {
+  if (bytes.size() < 4) {
+    return Unexpected(
+        Error(Errc::kTruncated, fmt::format("size field needs 4 bytes, {} present", bytes.size())));
+  }
+  uint32_t size = LoadLe<uint32_t>(bytes.data());
+  if (size < kHeaderSize) {
+    return Unexpected(Error(Errc::kFrameTooSmall, fmt::format("size {} < 7", size)));
+  }
+  if (size > limits.msize) {
+    return Unexpected(
+        Error(Errc::kFrameTooLarge, fmt::format("size {} > msize {}", size, limits.msize)));
+  }
+  return size;
+}
+
+Result<Frame> Decode(std::span<const std::byte> frame, Dialect dialect, const Limits& limits) {
+  Result<uint32_t> size = PeekFrameSize(frame, limits);
+  if (!size) return Unexpected(size.error());
+  if (frame.size() < kHeaderSize || frame.size() < *size) {
+    return Unexpected(
+        Error(Errc::kTruncated, fmt::format("size {} but {} bytes present", *size, frame.size())));
+  }
+  if (frame.size() > *size) {
+    return Unexpected(
+        Error(Errc::kSizeMismatch, fmt::format("size {} but {} bytes given", *size, frame.size())));
+  }
+  uint8_t type = static_cast<uint8_t>(frame[4]);
+  if (kTypes.decode[type] == nullptr) {
+    return Unexpected(Error(Errc::kUnknownType, fmt::format("type {} at byte 4", type)));
+  }
+  if (!(kTypes.dialects[type] & Bit(dialect))) return Unexpected(WrongDialect(type, dialect));
+  Frame out;
+  out.tag = LoadLe<uint16_t>(frame.data() + 5);
+  Reader r(frame, kHeaderSize, limits, kTypes.name[type]);
+  kTypes.decode[type](r, out.msg, dialect);
+  if (!r.failed() && r.left() != 0) {
+    r.SetField("");
+    r.Fail(Errc::kSizeMismatch, fmt::format("{} bytes after the last field", r.left()));
+  }
+  if (r.failed()) return Unexpected(r.TakeError());
+  return out;
+}
+
+Result<size_t> EncodedSize(const Frame& frame, Dialect dialect) {
+  uint8_t type = TypeOf(frame.msg);
+  if (!(kTypes.dialects[type] & Bit(dialect))) return Unexpected(WrongDialect(type, dialect));
+  CountSink count;
+  Writer<CountSink> w(count);
+  PutFrame(w, frame, dialect, 0);
+  if (w.failed()) return Unexpected(w.TakeError());
+  return count.n;
+}
+
+namespace {
+Result<size_t> CheckedSize(const Frame& frame, Dialect dialect, size_t room, uint32_t msize) {
+  Result<size_t> size = EncodedSize(frame, dialect);
+  if (!size) return size;
+  if (*size > msize) {
+    return Unexpected(Error(
+        Errc::kFrameTooLarge,
+        fmt::format("{} needs {} bytes, msize is {}", TypeName(TypeOf(frame.msg)), *size, msize)));
+  }
+  if (*size > room) {
+    return Unexpected(Error(Errc::kTruncated,
+                            fmt::format("output buffer of {} bytes, frame needs {}", room, *size)));
+  }
+  return size;
+}
+}  // namespace
+
+Result<size_t> Encode(const Frame& frame, Dialect dialect, std::span<std::byte> out,
+                      uint32_t msize) {
+  Result<size_t> size = CheckedSize(frame, dialect, out.size(), msize);
+  if (!size) return size;
+  CopySink sink{out.data()};
+  Writer<CopySink> w(sink);
+  PutFrame(w, frame, dialect, static_cast<uint32_t>(*size));
+  return size;
+}
+
+Result<std::vector<std::byte>> Encode(const Frame& frame, Dialect dialect, uint32_t msize) {
+  Result<size_t> size = EncodedSize(frame, dialect);
+  if (!size) return Unexpected(size.error());
+  std::vector<std::byte> out(*size);
+  Result<size_t> n = Encode(frame, dialect, out, msize);
+  if (!n) return Unexpected(n.error());
+  return out;
+}
+
+Result<EncodedHead> EncodeHead(const Frame& frame, Dialect dialect, std::span<std::byte> head,
+                               uint32_t msize) {
+  Result<size_t> size = CheckedSize(frame, dialect, std::numeric_limits<size_t>::max(), msize);
+  if (!size) return Unexpected(size.error());
+  // Only the payload may be left out, and it is always the last field.
+  CountSink count;
+  Writer<CountSink> sizer(count);
+  sizer.skip_payload = true;
+  PutFrame(sizer, frame, dialect, 0);
+  if (count.n > head.size()) {
+    return Unexpected(Error(Errc::kTruncated, fmt::format("head buffer of {} bytes, head needs {}",
+                                                          head.size(), count.n)));
+  }
+  CopySink sink{head.data()};
+  Writer<CopySink> w(sink);
+  w.skip_payload = true;
+  PutFrame(w, frame, dialect, static_cast<uint32_t>(*size));
+  return EncodedHead{count.n, w.skipped};
+}
+
+std::string Format(const Frame& frame, Dialect dialect) {
+  std::string out;
+  Printer p(out);
+  std::visit(
+      [&](const auto& msg) {
+        out += msg.kName;
+        p.Name("tag");
+        Print(p, frame.tag, Fmt::kDec, dialect);
+        ForEachField(msg, dialect, [&](const auto& desc, const auto& value) {
+          p.Name(desc.name);
+          Print(p, value, desc.fmt, dialect);
+        });
+      },
+      frame.msg);
+  return out;
+}
+
+}  // namespace ninefold::wire
