@@ -100,6 +100,9 @@ class Reader {
     return out;
   }
 
+  // The next two bytes, not consumed; the caller checked left() >= 2.
+  uint16_t PeekU16() const { return LoadLe<uint16_t>(frame_.data() + pos_); }
+
   std::string_view Str() {
     uint16_t n = Int<uint16_t>();
     auto bytes = Bytes(n, "string length");
@@ -597,6 +600,64 @@ Result<EncodedHead> EncodeHead(const Frame& frame, Dialect dialect, std::span<st
   w.skip_payload = true;
   PutFrame(w, frame, dialect, static_cast<uint32_t>(*size));
   return EncodedHead{count.n, w.skipped};
+}
+
+namespace {
+template <class T, class Body>
+Result<T> DecodeEntry(std::span<const std::byte>& data, const Limits& limits,
+                      std::string_view what, Body&& body) {
+  Reader r(data, 0, limits, what);
+  T entry{};
+  body(r, entry);
+  if (r.failed()) return Unexpected(r.TakeError());
+  data = data.subspan(r.pos());
+  return entry;
+}
+
+template <class Body>
+bool AppendEntry(std::span<std::byte> out, size_t* used, Body&& body) {
+  CountSink count;
+  Writer<CountSink> sizer(count);
+  body(sizer);
+  if (sizer.failed() || count.n > out.size() - *used) return false;
+  CopySink sink{out.data() + *used};
+  Writer<CopySink> w(sink);
+  body(w);
+  *used += count.n;
+  return true;
+}
+}  // namespace
+
+Result<Dirent> DecodeDirent(std::span<const std::byte>& data, const Limits& limits) {
+  return DecodeEntry<Dirent>(data, limits, "Dirent", [](Reader& r, Dirent& e) {
+    Get(r, e, Dialect::k9P2000L);
+  });
+}
+
+Result<Stat> DecodeDirStat(std::span<const std::byte>& data, Dialect dialect,
+                           const Limits& limits) {
+  return DecodeEntry<Stat>(data, limits, "stat", [dialect](Reader& r, Stat& e) {
+    // The stat's own size[2] bounds it, as in Rstat.
+    size_t at = r.pos();
+    if (r.left() >= 2) {
+      size_t size = static_cast<size_t>(r.PeekU16());
+      if (size + 2 > r.left()) {
+        r.FailAt(at, Errc::kCountTooLarge,
+                 fmt::format("stat size {}, {} left", size, r.left() - 2));
+        return;
+      }
+      r.set_end(at + 2 + size);
+    }
+    GetStatBody(r, e, dialect, at);
+  });
+}
+
+bool AppendDirent(std::span<std::byte> out, size_t* used, const Dirent& entry) {
+  return AppendEntry(out, used, [&](auto& w) { Put(w, entry, Dialect::k9P2000L); });
+}
+
+bool AppendDirStat(std::span<std::byte> out, size_t* used, const Stat& entry, Dialect dialect) {
+  return AppendEntry(out, used, [&](auto& w) { PutStatBody(w, entry, dialect); });
 }
 
 std::string Format(const Frame& frame, Dialect dialect) {

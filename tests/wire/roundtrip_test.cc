@@ -211,3 +211,69 @@ TEST(Format, MatchesThePlan9Style) {
 
 }  // namespace
 }  // namespace ninefold::wire
+
+namespace ninefold::wire {
+namespace {
+
+TEST(DirEntries, DirentsFillAReplyAndReadBack) {
+  std::vector<std::byte> out(110);  // room for a (30 bytes) and b (75), not b twice
+  size_t used = 0;
+  Dirent a{Qid{kQtDir, 1, 2}, 1, 4, "subdir"};
+  Dirent b{Qid{kQtFile, 3, 4}, 2, 8, "a-rather-long-file-name-that-will-not-fit-twice.txt"};
+  ASSERT_TRUE(AppendDirent(out, &used, a));
+  EXPECT_EQ(used, 24u + 6u);
+  ASSERT_TRUE(AppendDirent(out, &used, b));
+  size_t full = used;
+  EXPECT_FALSE(AppendDirent(out, &used, b));  // no room: belongs in the next Rreaddir
+  EXPECT_EQ(used, full);
+
+  std::span<const std::byte> data = std::span<const std::byte>(out).first(used);
+  Result<Dirent> ra = DecodeDirent(data);
+  ASSERT_TRUE(ra);
+  EXPECT_EQ(*ra, a);
+  Result<Dirent> rb = DecodeDirent(data);
+  ASSERT_TRUE(rb);
+  EXPECT_EQ(*rb, b);
+  EXPECT_TRUE(data.empty());
+}
+
+TEST(DirEntries, TruncatedDirentIsAPreciseError) {
+  std::vector<std::byte> out(64);
+  size_t used = 0;
+  ASSERT_TRUE(AppendDirent(out, &used, Dirent{Qid{}, 9, 0, "name"}));
+  std::span<const std::byte> data = std::span<const std::byte>(out).first(used - 1);
+  Result<Dirent> e = DecodeDirent(data);
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().code(), Errc::kCountTooLarge);
+  EXPECT_EQ(e.error().context(), "Dirent at byte 22: string length 4, 3 left");
+}
+
+TEST(DirEntries, StatsInBothClassicDialects) {
+  Stat s;
+  s.qid = Qid{kQtDir, 0, 77};
+  s.mode = 0x80000000u | 0755;
+  s.length = 0;
+  s.name = "usr";
+  s.uid = s.gid = s.muid = "glenda";
+  for (Dialect d : {Dialect::k9P2000, Dialect::k9P2000u}) {
+    Stat want = s;
+    if (d == Dialect::k9P2000u) {
+      want.extension = "";
+      want.n_uid = want.n_gid = want.n_muid = 1000;
+    }
+    std::vector<std::byte> out(200);
+    size_t used = 0;
+    ASSERT_TRUE(AppendDirStat(out, &used, want, d));
+    ASSERT_TRUE(AppendDirStat(out, &used, want, d));
+    std::span<const std::byte> data = std::span<const std::byte>(out).first(used);
+    for (int i = 0; i < 2; ++i) {
+      Result<Stat> back = DecodeDirStat(data, d);
+      ASSERT_TRUE(back) << back.error().ToString();
+      EXPECT_EQ(*back, want);
+    }
+    EXPECT_TRUE(data.empty());
+  }
+}
+
+}  // namespace
+}  // namespace ninefold::wire

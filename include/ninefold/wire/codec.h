@@ -70,6 +70,19 @@ struct EncodedHead {
 [[nodiscard]] Result<EncodedHead> EncodeHead(const Frame& frame, Dialect dialect,
                                              std::span<std::byte> head, uint32_t msize);
 
+// Directory-read payloads. A 9P2000.L Rreaddir carries a run of Dirents; a 9P2000 or
+// 9P2000.u Rread of a directory carries a run of stats (size[2] + fields, no n[2]).
+// The decoders consume one entry from the front of `data`; errors are as for Decode.
+[[nodiscard]] Result<Dirent> DecodeDirent(std::span<const std::byte>& data,
+                                          const Limits& limits = {});
+[[nodiscard]] Result<Stat> DecodeDirStat(std::span<const std::byte>& data, Dialect dialect,
+                                         const Limits& limits = {});
+// Appends one entry at out[*used...] and advances *used; false, with nothing written,
+// when it does not fit (it starts the next reply) or cannot be encoded.
+[[nodiscard]] bool AppendDirent(std::span<std::byte> out, size_t* used, const Dirent& entry);
+[[nodiscard]] bool AppendDirStat(std::span<std::byte> out, size_t* used, const Stat& entry,
+                                 Dialect dialect);
+
 // One readable line: "Twalk tag 3 fid 1 newfid 2 nwname 2 'usr' 'glenda'". Fields absent
 // in `dialect` are left out; payloads print their count and a short escaped preview.
 std::string Format(const Frame& frame, Dialect dialect);

@@ -1,0 +1,72 @@
+# The two commands a newcomer types: `make run` and `make test` (see README.md).
+# Everything goes through CMake; each configuration has its own build directory.
+
+CMAKE_FLAGS ?= -G Ninja -DNINEFOLD_WERROR=ON
+FUZZ_SECONDS ?= 60
+
+RELEASE := build/release
+DEBUG := build/debug
+ASAN := build/asan
+FUZZ := build/fuzz
+
+.PHONY: all deps build debug asan run test test-release test-asan fuzz bench format \
+        check-format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(RELEASE)/build.ninja: | deps
+	cmake -S . -B $(RELEASE) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=Release
+$(DEBUG)/build.ninja: | deps
+	cmake -S . -B $(DEBUG) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=Debug
+$(ASAN)/build.ninja: | deps
+	cmake -S . -B $(ASAN) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=Debug -DNINEFOLD_SANITIZE=ON \
+	  -DNINEFOLD_BENCH=OFF
+$(FUZZ)/build.ninja: | deps
+	CXX=clang++ cmake -S . -B $(FUZZ) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DNINEFOLD_FUZZ=ON
+
+build: $(RELEASE)/build.ninja
+	cmake --build $(RELEASE)
+debug: $(DEBUG)/build.ninja
+	cmake --build $(DEBUG)
+asan: $(ASAN)/build.ninja
+	cmake --build $(ASAN)
+
+# The main job. Until the server exists (issue 3) it shows what the CLI offers and
+# decodes a real captured conversation between the Linux kernel and diod.
+run: build
+	$(RELEASE)/ninefold --help
+	@echo
+	@echo "== ninefold decode tests/wire/golden/kernel-L-c1.c2s (first 20 messages)"
+	@$(RELEASE)/ninefold decode tests/wire/golden/kernel-L-c1.c2s | head -20
+
+# Every test: unit and integration tests in a release and in an ASan+UBSan build, the
+# bounded fuzz run, and the format check.
+test: test-release test-asan fuzz check-format
+
+test-release: build
+	cd $(RELEASE) && ctest --output-on-failure -j2
+
+test-asan: asan
+	cd $(ASAN) && ctest --output-on-failure -j2
+
+fuzz: $(FUZZ)/build.ninja
+	cmake --build $(FUZZ)
+	scripts/run-fuzz.sh $(FUZZ) $(FUZZ_SECONDS)
+
+bench: build
+	scripts/run-bench.sh $(RELEASE)
+
+format:
+	clang-format -i $$(git ls-files '*.h' '*.cc')
+check-format:
+	@bad=$$(for f in $$(git ls-files '*.h' '*.cc'); do \
+	  clang-format --dry-run --Werror "$$f" >/dev/null 2>&1 || echo "$$f"; done); \
+	if [ -n "$$bad" ]; then echo "clang-format disagrees with:" $$bad; \
+	  echo "run: make format"; exit 1; fi; echo "check-format: ok"
+
+clean:
+	rm -rf build

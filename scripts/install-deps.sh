@@ -1,0 +1,33 @@
+#!/bin/bash
+# Installs the Debian 12 packages ninefold needs to build and test, and nothing else.
+# Non-interactive and idempotent: only missing packages are installed, and apt-get update
+# runs only when an install needs it. Run as root, or as a user with sudo.
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain
+  cmake ninja-build g++ make pkg-config
+  # clang for libFuzzer (runtime in libclang-rt-14-dev) and the format check
+  clang libclang-rt-14-dev clang-format
+  # libraries
+  libfmt-dev libcli11-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=()
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=(sudo)
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt_install() { "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"; }
+# The package lists may be missing or stale on a fresh machine: update once and retry.
+apt_install || { "${SUDO[@]}" apt-get update -q && apt_install; }
