@@ -10,9 +10,11 @@ PACKAGES=(
   # clang for libFuzzer (runtime in libclang-rt-14-dev) and the format check
   clang libclang-rt-14-dev clang-format
   # libraries
-  libfmt-dev libcli11-dev
+  libfmt-dev libcli11-dev libasio-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
+  # real 9P peers for the interoperability tests: diod (server and clients)
+  diod
 )
 
 missing=()
@@ -28,6 +30,15 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Peers such as diod ship init scripts: keep them from starting system-wide daemons while
+# installing (a policy-rc.d that says no), and remove that policy afterwards.
+made_policy=0
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+  "${SUDO[@]}" chmod 755 /usr/sbin/policy-rc.d
+  made_policy=1
+fi
+trap '[ $made_policy = 1 ] && "${SUDO[@]}" rm -f /usr/sbin/policy-rc.d' EXIT
 apt_install() { "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"; }
 # The package lists may be missing or stale on a fresh machine: update once and retry.
 apt_install || { "${SUDO[@]}" apt-get update -q && apt_install; }

@@ -8,6 +8,7 @@
 namespace ninefold::tools {
 
 void AddDecodeCommand(CLI::App& app, int* exit_code);
+void AddServeCommand(CLI::App& app, int* exit_code);
 
 }  // namespace ninefold::tools
 

@@ -1,8 +1,8 @@
 // The 9P codec: frames to messages and back. No I/O, no threads, no shared state.
 //
 //   Result<Frame> f = Decode(bytes, Dialect::k9P2000L);         // bytes: exactly one frame
-//   if (!f) return Unexpected(f.error());  // e.g. "count larger than the frame: Twrite.data
-//                                          //        at byte 23: count 70000, 5 left"
+//   if (!f) return Unexpected(f.error());  // e.g. "count larger than the frame: Twrite.count
+//                                          //        at byte 19: count 70000, 5 left"
 //   std::string line = Format(*f);         // "Twalk tag 3 fid 1 newfid 2 nwname 1 'usr'"
 //   Result<size_t> n = Encode(reply, Dialect::k9P2000L, out_span, msize);
 //

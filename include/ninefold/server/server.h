@@ -1,0 +1,96 @@
+// The 9P server framework: listeners, connections, version negotiation, the fid and tag
+// tables, Tflush, limits, and running file-system calls off the network thread. A
+// FileServer (fs/file_server.h) supplies the files; the framework serves it in 9P2000,
+// 9P2000.u and 9P2000.L.
+//
+//   auto exports = std::make_unique<ExportTable>();  // aname -> FileServer
+//   Server server(*exports, {.msize = 1 << 20});
+//   if (auto ok = server.Listen(*ParseAddress("tcp!127.0.0.1!5640")); !ok) ...;
+//   server.Run();   // until Shutdown() (or SIGINT/SIGTERM with HandleSignals())
+//
+// Threads: one io thread (the caller of Run) owns listeners, channels and tag tables;
+// `worker_threads` run the FileServer calls. Shutdown() may be called from any thread.
+#ifndef NINEFOLD_SERVER_SERVER_H_
+#define NINEFOLD_SERVER_SERVER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ninefold/base/result.h"
+#include "ninefold/fs/file_server.h"
+#include "ninefold/transport/address.h"
+
+namespace ninefold::server {
+
+struct ServerOptions {
+  // Largest msize offered; a client's smaller Tversion msize wins.
+  uint32_t msize = 1u << 20;
+  // Per connection: fids in use (more: Rlerror EMFILE), requests in flight (more: the
+  // connection stops reading until some complete).
+  uint32_t max_fids = 65536;
+  uint32_t max_outstanding = 256;
+  // Threads running FileServer calls.
+  unsigned worker_threads = 8;
+  // Print every message (also enabled by NINEFOLD_TRACE=1 in the environment).
+  bool trace = false;
+};
+
+// Counters, readable at any time from any thread.
+struct ServerStats {
+  std::atomic<uint64_t> connections_accepted{0};
+  std::atomic<uint64_t> connections_open{0};
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> errors_sent{0};
+  std::atomic<uint64_t> malformed_frames{0};
+};
+
+class Server {
+ public:
+  // `root` answers Tattach for every connection (see ExportTable for aname routing);
+  // it must outlive the Server.
+  Server(fs::FileServer& root, ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Starts listening (tcp or unix) or, for fd!R!W, serves that one connection. Returns
+  // the bound address (a tcp port 0 becomes the real port).
+  [[nodiscard]] Result<transport::Address> Listen(const transport::Address& address);
+  // SIGINT and SIGTERM call Shutdown().
+  void HandleSignals();
+  // Runs the io loop until Shutdown() and until every connection has drained.
+  void Run();
+  // Stops accepting, lets requests in flight finish and their replies go out, closes
+  // every connection. Thread-safe; idempotent.
+  void Shutdown();
+  // When set, Run() also returns once the last connection closes (fd!R!W serving).
+  void ExitWhenIdle();
+
+  const ServerStats& stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Routes Tattach's aname to one of several FileServers: an exact name, else the first
+// one added when the aname is empty.
+class ExportTable final : public fs::FileServer {
+ public:
+  void Add(std::string name, std::unique_ptr<fs::FileServer> server);
+  bool empty() const { return exports_.empty(); }
+  std::vector<std::string> names() const;
+  Result<std::unique_ptr<fs::Node>> Attach(const fs::Identity& who,
+                                           std::string_view aname) override;
+
+ private:
+  std::vector<std::pair<std::string, std::unique_ptr<fs::FileServer>>> exports_;
+};
+
+}  // namespace ninefold::server
+
+#endif  // NINEFOLD_SERVER_SERVER_H_

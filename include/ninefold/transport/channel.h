@@ -1,0 +1,83 @@
+// Channels: connections that carry whole 9P frames, and listeners that accept them.
+//
+// A Channel reads a byte stream (tcp, unix, or a pair of inherited descriptors) and hands
+// out one complete frame at a time; it sends frames as a head plus an optional payload
+// that is written straight from its owner's memory (scatter/gather, no copy). The bytes
+// on the wire are standard 9P that any peer reads.
+//
+// Threading: a Channel belongs to the io_context it was made on. Start, Send, Close,
+// SetMaxFrame, Pause/ResumeReading and all callbacks run on that io_context's thread
+// (the server runs one io thread). Channels are shared_ptrs so pending operations keep
+// them alive after Close.
+#ifndef NINEFOLD_TRANSPORT_CHANNEL_H_
+#define NINEFOLD_TRANSPORT_CHANNEL_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "asio/io_context.hpp"
+#include "ninefold/base/result.h"
+#include "ninefold/transport/address.h"
+
+namespace ninefold::transport {
+
+// A frame ready to send: `head` then `payload`; `owner` keeps the payload's memory alive
+// until it is written.
+struct OutFrame {
+  std::vector<std::byte> head;
+  std::span<const std::byte> payload;
+  std::shared_ptr<const void> owner;
+};
+
+class Channel {
+ public:
+  // Called for each complete frame; the span is valid only during the call.
+  using FrameHandler = std::function<void(std::span<const std::byte> frame)>;
+  // Called once when the channel stops: an empty Error's code for a clean EOF.
+  using CloseHandler = std::function<void(const Error& why)>;
+
+  virtual ~Channel() = default;
+  virtual void Start(FrameHandler on_frame, CloseHandler on_close) = 0;
+  // Frames larger than this close the channel (Errc::kFrameTooLarge); before Tversion
+  // the limit is the server's own msize.
+  virtual void SetMaxFrame(uint32_t max_frame) = 0;
+  // Backpressure: stop delivering frames until resumed.
+  virtual void PauseReading() = 0;
+  virtual void ResumeReading() = 0;
+  // Queues a frame; frames go out in the order sent.
+  virtual void Send(OutFrame frame) = 0;
+  // Stops reading and writing and closes the descriptors; the CloseHandler runs.
+  virtual void Close() = 0;
+  // "tcp!127.0.0.1!40212", "unix!/tmp/s.sock", "fd!0!1": for logs.
+  virtual const std::string& peer() const = 0;
+  // Bytes waiting to be written (for memory limits and tests).
+  virtual size_t queued_bytes() const = 0;
+};
+
+class Listener {
+ public:
+  using AcceptHandler = std::function<void(std::shared_ptr<Channel>)>;
+  virtual ~Listener() = default;
+  // The address actually bound (a tcp port 0 becomes the chosen port).
+  virtual const Address& address() const = 0;
+  // Stops accepting; a unix listener removes its socket file.
+  virtual void Close() = 0;
+};
+
+// Listens on a tcp or unix address and calls on_accept for every connection. A unix
+// socket path that exists is replaced only if it is a socket nobody listens on.
+[[nodiscard]] Result<std::unique_ptr<Listener>> Listen(asio::io_context& io,
+                                                      const Address& address,
+                                                      Listener::AcceptHandler on_accept);
+
+// A channel over inherited descriptors (fd!R!W); R and W may be the same descriptor.
+[[nodiscard]] Result<std::shared_ptr<Channel>> OpenFdChannel(asio::io_context& io, int read_fd,
+                                                             int write_fd);
+
+}  // namespace ninefold::transport
+
+#endif  // NINEFOLD_TRANSPORT_CHANNEL_H_

@@ -1,0 +1,146 @@
+#include "ninefold/server/server.h"
+
+#include <cstdlib>
+#include <set>
+
+#include "asio/io_context.hpp"
+#include "asio/post.hpp"
+#include "asio/signal_set.hpp"
+#include "asio/thread_pool.hpp"
+#include "connection.h"
+#include "ninefold/base/log.h"
+#include "ninefold/transport/channel.h"
+
+namespace ninefold::server {
+
+struct Server::Impl {
+  Impl(fs::FileServer& root_fs, ServerOptions opts)
+      : root(root_fs),
+        options(opts),
+        pool(opts.worker_threads == 0 ? 1 : opts.worker_threads),
+        work(asio::make_work_guard(io)) {
+    const char* trace = std::getenv("NINEFOLD_TRACE");
+    if (trace != nullptr && trace[0] == '1') options.trace = true;
+  }
+
+  void Accept(std::shared_ptr<transport::Channel> channel) {
+    if (stopping) {
+      channel->Close();
+      return;
+    }
+    stats.connections_accepted++;
+    stats.connections_open++;
+    auto conn = std::make_shared<Connection>(io, pool, root, options, stats, std::move(channel));
+    connections.insert(conn);
+    conn->Start([this, weak = std::weak_ptr<Connection>(conn)] {
+      // Runs on the io thread from inside the connection: erase later, not under its feet.
+      asio::post(io, [this, weak] {
+        if (auto c = weak.lock()) connections.erase(c);
+        stats.connections_open--;
+        MaybeStop();
+      });
+    });
+  }
+
+  void StopOnIoThread() {
+    if (stopping) return;
+    stopping = true;
+    Log(LogLevel::kInfo, "shutting down: {} connection(s) to drain", connections.size());
+    for (auto& l : listeners) l->Close();
+    listeners.clear();
+    for (const auto& c : connections) c->Drain();
+    MaybeStop();
+  }
+
+  void MaybeStop() {
+    if ((stopping || exit_when_idle) && connections.empty()) {
+      stopping = true;
+      work.reset();
+      signals.reset();
+    }
+  }
+
+  fs::FileServer& root;
+  ServerOptions options;
+  ServerStats stats;
+  asio::io_context io;
+  asio::thread_pool pool;
+  asio::executor_work_guard<asio::io_context::executor_type> work;
+  std::unique_ptr<asio::signal_set> signals;
+  std::vector<std::unique_ptr<transport::Listener>> listeners;
+  std::set<std::shared_ptr<Connection>> connections;  // io thread only
+  bool stopping = false;
+  bool exit_when_idle = false;
+};
+
+Server::Server(fs::FileServer& root, ServerOptions options)
+    : impl_(std::make_unique<Impl>(root, options)) {}
+
+Server::~Server() {
+  impl_->pool.join();
+}
+
+Result<transport::Address> Server::Listen(const transport::Address& address) {
+  if (address.kind == transport::Address::Kind::kFd) {
+    auto channel = transport::OpenFdChannel(impl_->io, address.read_fd, address.write_fd);
+    if (!channel) return Unexpected(channel.error());
+    asio::post(impl_->io, [impl = impl_.get(), ch = *channel] { impl->Accept(ch); });
+    return address;
+  }
+  auto listener = transport::Listen(impl_->io, address, [impl = impl_.get()](auto channel) {
+    impl->Accept(std::move(channel));
+  });
+  if (!listener) return Unexpected(listener.error());
+  transport::Address bound = (*listener)->address();
+  impl_->listeners.push_back(std::move(*listener));
+  return bound;
+}
+
+void Server::HandleSignals() {
+  impl_->signals = std::make_unique<asio::signal_set>(impl_->io, SIGINT, SIGTERM);
+  impl_->signals->async_wait([impl = impl_.get()](const std::error_code& ec, int signo) {
+    if (ec) return;
+    Log(LogLevel::kInfo, "signal {}: stop accepting, finish requests in flight", signo);
+    impl->StopOnIoThread();
+  });
+}
+
+void Server::Run() {
+  impl_->io.run();
+  impl_->pool.wait();
+}
+
+void Server::Shutdown() {
+  asio::post(impl_->io, [impl = impl_.get()] { impl->StopOnIoThread(); });
+}
+
+void Server::ExitWhenIdle() {
+  asio::post(impl_->io, [impl = impl_.get()] {
+    impl->exit_when_idle = true;
+    impl->MaybeStop();
+  });
+}
+
+const ServerStats& Server::stats() const { return impl_->stats; }
+
+void ExportTable::Add(std::string name, std::unique_ptr<fs::FileServer> server) {
+  exports_.emplace_back(std::move(name), std::move(server));
+}
+
+std::vector<std::string> ExportTable::names() const {
+  std::vector<std::string> out;
+  for (const auto& e : exports_) out.push_back(e.first);
+  return out;
+}
+
+Result<std::unique_ptr<fs::Node>> ExportTable::Attach(const fs::Identity& who,
+                                                      std::string_view aname) {
+  if (exports_.empty()) return fs::Errno(ENOENT, "nothing exported");
+  if (aname.empty()) return exports_.front().second->Attach(who, aname);
+  for (const auto& [name, server] : exports_) {
+    if (name == aname) return server->Attach(who, aname);
+  }
+  return fs::Errno(ENOENT, "no export named '" + std::string(aname) + "'");
+}
+
+}  // namespace ninefold::server

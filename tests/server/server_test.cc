@@ -1,0 +1,396 @@
+// The server framework over real sockets, driven by a raw 9P client built on the codec:
+// version negotiation, the three dialects, Tflush ordering, concurrency, limits,
+// malformed input and disconnects.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <thread>
+
+#include "ninefold/fs/ramfs.h"
+#include "ninefold/fs/synthetic.h"
+#include "ninefold/server/server.h"
+#include "ninefold/wire/codec.h"
+
+namespace ninefold::server {
+namespace {
+
+using namespace std::chrono_literals;
+using wire::Dialect;
+
+// A gate a test opens to let blocked reads finish.
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+  void Open() {
+    std::lock_guard lock(mu);
+    open = true;
+    cv.notify_all();
+  }
+  void Wait() {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return open; });
+  }
+};
+
+// Counts the nodes alive, so tests can see fids released.
+std::atomic<int> g_live_nodes{0};
+class CountingNode final : public fs::Node {
+ public:
+  explicit CountingNode(std::unique_ptr<fs::Node> inner) : inner_(std::move(inner)) {
+    g_live_nodes++;
+  }
+  ~CountingNode() override { g_live_nodes--; }
+  wire::Qid qid() const override { return inner_->qid(); }
+  Result<std::unique_ptr<fs::Node>> Walk(std::string_view name) override {
+    return Wrap(inner_->Walk(name));
+  }
+  Result<std::unique_ptr<fs::Node>> Clone() const override { return Wrap(inner_->Clone()); }
+  Result<wire::Rgetattr> GetAttr(uint64_t mask) override { return inner_->GetAttr(mask); }
+  Result<uint32_t> Open(uint32_t flags) override { return inner_->Open(flags); }
+  Result<size_t> Read(uint64_t off, std::span<std::byte> out) override {
+    return inner_->Read(off, out);
+  }
+
+ private:
+  static Result<std::unique_ptr<fs::Node>> Wrap(Result<std::unique_ptr<fs::Node>> n) {
+    if (!n) return n;
+    return std::unique_ptr<fs::Node>(new CountingNode(std::move(*n)));
+  }
+  std::unique_ptr<fs::Node> inner_;
+};
+class CountingServer final : public fs::FileServer {
+ public:
+  explicit CountingServer(std::unique_ptr<fs::FileServer> inner) : inner_(std::move(inner)) {}
+  Result<std::unique_ptr<fs::Node>> Attach(const fs::Identity& who,
+                                           std::string_view aname) override {
+    auto n = inner_->Attach(who, aname);
+    if (!n) return n;
+    return std::unique_ptr<fs::Node>(new CountingNode(std::move(*n)));
+  }
+
+ private:
+  std::unique_ptr<fs::FileServer> inner_;
+};
+
+// A blocking 9P client on a TCP socket: sends frames, receives and decodes replies.
+class RawClient {
+ public:
+  explicit RawClient(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  ~RawClient() { ::close(fd_); }
+
+  void SendRaw(std::span<const std::byte> bytes) {
+    ASSERT_EQ(::write(fd_, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  }
+  void Send(uint16_t tag, const wire::Message& msg) {
+    auto bytes = wire::Encode(wire::Frame{tag, msg}, dialect_, 1 << 20);
+    ASSERT_TRUE(bytes) << bytes.error().ToString();
+    SendRaw(*bytes);
+  }
+  // Waits up to `timeout` for a reply; nullopt on timeout or EOF.
+  std::optional<wire::Frame> Recv(std::chrono::milliseconds timeout = 5000ms) {
+    std::byte header[4];
+    if (!ReadFull(header, 4, timeout)) return std::nullopt;
+    uint32_t size;
+    std::memcpy(&size, header, 4);
+    buf_.assign(header, header + 4);
+    buf_.resize(size);
+    if (!ReadFull(buf_.data() + 4, size - 4, timeout)) return std::nullopt;
+    auto f = wire::Decode(buf_, dialect_);
+    EXPECT_TRUE(f) << f.error().ToString();
+    if (!f) return std::nullopt;
+    return *f;
+  }
+  template <class R>
+  R Call(uint16_t tag, const wire::Message& msg) {
+    Send(tag, msg);
+    auto f = Recv();
+    EXPECT_TRUE(f.has_value()) << "no reply";
+    if (!f) return R{};
+    EXPECT_EQ(f->tag, tag);
+    EXPECT_TRUE(std::holds_alternative<R>(f->msg))
+        << "got " << wire::Format(*f, dialect_) << ", wanted " << R::kName;
+    return std::holds_alternative<R>(f->msg) ? std::get<R>(f->msg) : R{};
+  }
+  // The errno of an Rlerror / Rerror reply, or -1.
+  int CallError(uint16_t tag, const wire::Message& msg) {
+    Send(tag, msg);
+    auto f = Recv();
+    if (!f) return -1;
+    if (auto* e = std::get_if<wire::Rlerror>(&f->msg)) return static_cast<int>(e->ecode);
+    if (auto* e = std::get_if<wire::Rerror>(&f->msg)) return static_cast<int>(e->errnum);
+    ADD_FAILURE() << "expected an error, got " << wire::Format(*f, dialect_);
+    return -1;
+  }
+  void Version(Dialect d, uint32_t msize = 65536) {
+    auto rv = Call<wire::Rversion>(wire::kNoTag,
+                                   wire::Tversion{.msize = msize, .version = wire::DialectName(d)});
+    EXPECT_EQ(rv.version, wire::DialectName(d));
+    dialect_ = d;
+  }
+  void Attach(uint32_t fid, std::string_view aname) {
+    Call<wire::Rattach>(1, wire::Tattach{.fid = fid, .afid = wire::kNoFid, .uname = "test",
+                                         .aname = aname, .n_uname = 0});
+  }
+  // True once the server has closed the connection.
+  bool Closed(std::chrono::milliseconds timeout = 5000ms) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
+    char c;
+    return ::recv(fd_, &c, 1, MSG_PEEK) == 0;
+  }
+  Dialect dialect_ = Dialect::k9P2000L;
+
+ private:
+  bool ReadFull(std::byte* p, size_t n, std::chrono::milliseconds timeout) {
+    while (n > 0) {
+      pollfd pfd{fd_, POLLIN, 0};
+      if (::poll(&pfd, 1, static_cast<int>(timeout.count())) <= 0) return false;
+      ssize_t r = ::read(fd_, p, n);
+      if (r <= 0) return false;
+      p += r;
+      n -= static_cast<size_t>(r);
+    }
+    return true;
+  }
+  int fd_;
+  std::vector<std::byte> buf_;
+};
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto ram = fs::MakeRamFs();
+    ASSERT_TRUE(ram);
+    table_.Add("ram", std::move(*ram));
+    auto counted = fs::MakeRamFs();
+    ASSERT_TRUE(counted);
+    table_.Add("counted", std::make_unique<CountingServer>(std::move(*counted)));
+    auto dir = fs::SyntheticDir::Make();
+    dir->AddFile("block", {.read = [gate = &gate_](uint64_t, std::span<std::byte>) -> Result<size_t> {
+                   gate->Wait();
+                   return 0;
+                 }});
+    table_.Add("synthetic", fs::MakeSyntheticServer(dir));
+    server_ = std::make_unique<Server>(table_, ServerOptions{.msize = 1 << 20, .max_fids = 32,
+                                                             .worker_threads = 4});
+    auto bound = server_->Listen(*transport::ParseAddress("tcp!127.0.0.1!0"));
+    ASSERT_TRUE(bound) << bound.error().ToString();
+    port_ = bound->port;
+    thread_ = std::thread([this] { server_->Run(); });
+  }
+  void TearDown() override {
+    gate_.Open();
+    server_->Shutdown();
+    thread_.join();
+  }
+
+  Gate gate_;
+  ExportTable table_;
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+  uint16_t port_ = 0;
+};
+
+TEST_F(ServerTest, VersionNegotiatesDialectAndMsize) {
+  RawClient c(port_);
+  auto rv = c.Call<wire::Rversion>(wire::kNoTag,
+                                   wire::Tversion{.msize = 1u << 24, .version = "9P2000.L"});
+  EXPECT_EQ(rv.msize, 1u << 20);  // the server's limit
+  EXPECT_EQ(rv.version, "9P2000.L");
+  rv = c.Call<wire::Rversion>(wire::kNoTag, wire::Tversion{.msize = 8192, .version = "9P2000.u"});
+  EXPECT_EQ(rv.msize, 8192u);
+  EXPECT_EQ(rv.version, "9P2000.u");
+  rv = c.Call<wire::Rversion>(wire::kNoTag, wire::Tversion{.msize = 8192, .version = "9P2000.x"});
+  EXPECT_EQ(rv.version, "9P2000");
+  rv = c.Call<wire::Rversion>(wire::kNoTag, wire::Tversion{.msize = 8192, .version = "9P3000"});
+  EXPECT_EQ(rv.version, "unknown");
+}
+
+TEST_F(ServerTest, RequestsBeforeVersionAreRefused) {
+  RawClient c(port_);
+  EXPECT_EQ(c.CallError(1, wire::Tattach{.fid = 0, .afid = wire::kNoFid, .aname = "ram"}),
+            EPROTO);
+}
+
+TEST_F(ServerTest, AuthIsNotRequiredTheWayDiodClientsExpect) {
+  RawClient c(port_);
+  c.Version(Dialect::k9P2000L);
+  EXPECT_EQ(c.CallError(1, wire::Tauth{.afid = 0, .uname = "", .aname = "ram"}), ENOENT);
+  c.Attach(0, "ram");
+}
+
+TEST_F(ServerTest, CreateWriteReadInDotL) {
+  RawClient c(port_);
+  c.Version(Dialect::k9P2000L);
+  c.Attach(0, "ram");
+  c.Call<wire::Rwalk>(2, wire::Twalk{.fid = 0, .newfid = 1});
+  c.Call<wire::Rlcreate>(3, wire::Tlcreate{.fid = 1, .name = "f", .flags = O_RDWR | O_CREAT,
+                                           .mode = 0644});
+  std::string data = "ninefold";
+  EXPECT_EQ(c.Call<wire::Rwrite>(4, wire::Twrite{.fid = 1, .data = wire::Data(data)}).count, 8u);
+  c.Send(5, wire::Tread{.fid = 1, .offset = 4, .count = 100});
+  auto r = c.Recv();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(std::get<wire::Rread>(r->msg).data.AsString(), "fold");
+  EXPECT_EQ(c.CallError(6, wire::Twalk{.fid = 0, .newfid = 2, .wnames = {"missing"}}), ENOENT);
+  EXPECT_EQ(c.CallError(7, wire::Tgetattr{.fid = 99}), EBADF);
+}
+
+TEST_F(ServerTest, FlushIsAnsweredOnlyAfterTheFlushedReply) {
+  RawClient c(port_);
+  c.Version(Dialect::k9P2000L);
+  c.Attach(0, "synthetic");
+  c.Call<wire::Rwalk>(2, wire::Twalk{.fid = 0, .newfid = 1, .wnames = {"block"}});
+  c.Call<wire::Rlopen>(3, wire::Tlopen{.fid = 1, .flags = O_RDONLY});
+  c.Send(10, wire::Tread{.fid = 1, .offset = 0, .count = 10});
+  c.Send(11, wire::Tflush{.oldtag = 10});
+  // While the read is blocked, another fid still gets answered at once...
+  auto attr = c.Call<wire::Rgetattr>(12, wire::Tgetattr{.fid = 0, .request_mask = 0x7ff});
+  EXPECT_NE(attr.qid.type & wire::kQtDir, 0);
+  // ...but neither the read nor the flush is.
+  EXPECT_FALSE(c.Recv(200ms).has_value());
+  gate_.Open();
+  auto first = c.Recv();
+  auto second = c.Recv();
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first->tag, 10);  // the flushed request's reply, then Rflush: never the reverse
+  EXPECT_TRUE(std::holds_alternative<wire::Rread>(first->msg));
+  EXPECT_EQ(second->tag, 11);
+  EXPECT_TRUE(std::holds_alternative<wire::Rflush>(second->msg));
+}
+
+TEST_F(ServerTest, FlushOfAnAnsweredTagIsImmediate) {
+  RawClient c(port_);
+  c.Version(Dialect::k9P2000L);
+  c.Call<wire::Rflush>(5, wire::Tflush{.oldtag = 77});
+}
+
+TEST_F(ServerTest, MalformedFrameClosesOnlyThatConnection) {
+  RawClient good(port_), bad(port_);
+  good.Version(Dialect::k9P2000L);
+  good.Attach(0, "ram");
+  bad.Version(Dialect::k9P2000L);
+  // A Twalk claiming 17 names.
+  std::vector<std::byte> frame = {std::byte{17}, {}, {}, {}, std::byte{110}, std::byte{1}, {},
+                                  {}, {}, {}, {}, std::byte{1}, {}, {}, {}, std::byte{17}, {}};
+  bad.SendRaw(frame);
+  EXPECT_TRUE(bad.Closed());
+  good.Call<wire::Rgetattr>(3, wire::Tgetattr{.fid = 0, .request_mask = 0x7ff});
+  // A frame larger than the negotiated msize is refused the same way.
+  RawClient big(port_);
+  big.Version(Dialect::k9P2000L, 4096);
+  std::vector<std::byte> huge(8192);
+  uint32_t size = 8192;
+  std::memcpy(huge.data(), &size, 4);
+  huge[4] = std::byte{118};
+  big.SendRaw(huge);
+  EXPECT_TRUE(big.Closed());
+}
+
+TEST_F(ServerTest, FidLimitGivesEmfile) {
+  RawClient c(port_);
+  c.Version(Dialect::k9P2000L);
+  c.Attach(0, "ram");
+  for (uint32_t fid = 1; fid < 32; ++fid) c.Call<wire::Rwalk>(2, wire::Twalk{.fid = 0, .newfid = fid});
+  EXPECT_EQ(c.CallError(2, wire::Twalk{.fid = 0, .newfid = 32}), EMFILE);
+  c.Call<wire::Rclunk>(3, wire::Tclunk{.fid = 5});
+  c.Call<wire::Rwalk>(2, wire::Twalk{.fid = 0, .newfid = 32});
+}
+
+TEST_F(ServerTest, DisconnectReleasesEveryFid) {
+  int before = g_live_nodes.load();
+  {
+    RawClient c(port_);
+    c.Version(Dialect::k9P2000L);
+    c.Attach(0, "counted");
+    for (uint32_t fid = 1; fid <= 10; ++fid) {
+      c.Call<wire::Rwalk>(2, wire::Twalk{.fid = 0, .newfid = fid});
+    }
+    EXPECT_EQ(g_live_nodes.load(), before + 11);
+  }
+  for (int i = 0; i < 200 && g_live_nodes.load() != before; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(g_live_nodes.load(), before);
+}
+
+TEST_F(ServerTest, TagReusedWhileInFlightClosesTheConnection) {
+  RawClient c(port_);
+  c.Version(Dialect::k9P2000L);
+  c.Attach(0, "synthetic");
+  c.Call<wire::Rwalk>(2, wire::Twalk{.fid = 0, .newfid = 1, .wnames = {"block"}});
+  c.Call<wire::Rlopen>(3, wire::Tlopen{.fid = 1, .flags = O_RDONLY});
+  c.Send(10, wire::Tread{.fid = 1, .count = 10});
+  c.Send(10, wire::Tgetattr{.fid = 0});
+  EXPECT_TRUE(c.Closed());
+}
+
+TEST_F(ServerTest, ClassicDialectsMapOntoTheFileServer) {
+  for (Dialect d : {Dialect::k9P2000, Dialect::k9P2000u}) {
+    SCOPED_TRACE(std::string(wire::DialectName(d)));
+    RawClient c(port_);
+    c.Version(d);
+    c.Attach(0, "ram");
+    std::string name = d == Dialect::k9P2000 ? "plain" : "dotu";
+    c.Call<wire::Rwalk>(2, wire::Twalk{.fid = 0, .newfid = 1});
+    c.Call<wire::Rcreate>(3, wire::Tcreate{.fid = 1, .name = name, .perm = 0640, .mode = 2});
+    std::string data = "hello";
+    c.Call<wire::Rwrite>(4, wire::Twrite{.fid = 1, .data = wire::Data(data)});
+    auto st = c.Call<wire::Rstat>(5, wire::Tstat{.fid = 1}).stat;
+    EXPECT_EQ(st.name, name);
+    EXPECT_EQ(st.length, 5u);
+    EXPECT_EQ(st.mode & 0777, 0640u);
+    // Directory read: stat records, one of which is the new file.
+    c.Call<wire::Rwalk>(6, wire::Twalk{.fid = 0, .newfid = 2});
+    c.Call<wire::Ropen>(7, wire::Topen{.fid = 2, .mode = 0});
+    c.Send(8, wire::Tread{.fid = 2, .offset = 0, .count = 8192});
+    auto r = c.Recv();
+    ASSERT_TRUE(r);
+    std::span<const std::byte> data_left = std::get<wire::Rread>(r->msg).data.bytes;
+    bool found = false;
+    while (!data_left.empty()) {
+      auto entry = wire::DecodeDirStat(data_left, d);
+      ASSERT_TRUE(entry) << entry.error().ToString();
+      found |= entry->name == name;
+    }
+    EXPECT_TRUE(found);
+    // Twstat renames; errors carry a string (and, in .u, an errno).
+    wire::Stat rename{.type = 0xFFFF, .dev = 0xFFFFFFFF, .qid = {0xFF, 0xFFFFFFFF, ~0ull},
+                      .mode = 0xFFFFFFFF, .atime = 0xFFFFFFFF, .mtime = 0xFFFFFFFF,
+                      .length = ~0ull, .n_uid = 0xFFFFFFFF, .n_gid = 0xFFFFFFFF, .n_muid = 0xFFFFFFFF};
+    std::string new_name = "renamed-" + name;
+    rename.name = new_name;
+    c.Call<wire::Rwstat>(9, wire::Twstat{.fid = 1, .stat = rename});
+    c.Call<wire::Rwalk>(10, wire::Twalk{.fid = 0, .newfid = 3, .wnames = {new_name}});
+    c.Send(11, wire::Twalk{.fid = 0, .newfid = 4, .wnames = {name}});
+    auto err = c.Recv();
+    ASSERT_TRUE(err);
+    ASSERT_TRUE(std::holds_alternative<wire::Rerror>(err->msg)) << wire::Format(*err, d);
+    EXPECT_EQ(std::get<wire::Rerror>(err->msg).ename, "No such file or directory");
+    if (d == Dialect::k9P2000u) {
+      EXPECT_EQ(std::get<wire::Rerror>(err->msg).errnum, static_cast<uint32_t>(ENOENT));
+    }
+    c.Call<wire::Rremove>(12, wire::Tremove{.fid = 3});
+  }
+}
+
+}  // namespace
+}  // namespace ninefold::server

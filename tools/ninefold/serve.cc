@@ -1,0 +1,129 @@
+// ninefold serve: export directories, RAM file systems and the ctl tree over 9P.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "fmt/format.h"
+#include "ninefold/base/log.h"
+#include "ninefold/fs/ctl.h"
+#include "ninefold/fs/exportfs.h"
+#include "ninefold/fs/ramfs.h"
+#include "ninefold/fs/readonly.h"
+#include "ninefold/server/server.h"
+#include "tools/ninefold/commands.h"
+
+namespace ninefold::tools {
+namespace {
+
+struct ServeOptions {
+  std::vector<std::string> listen;
+  std::vector<std::string> exports;
+  std::vector<std::string> ramfs;
+  bool ctl = false;
+  bool read_only = false;
+  uint32_t msize = 1u << 20;
+  unsigned threads = 8;
+  uint32_t max_fids = 65536;
+  uint32_t max_outstanding = 256;
+  bool trace = false;
+  bool verbose = false;
+};
+
+int Fail(const std::string& message) {
+  fmt::print(stderr, "ninefold serve: {}\n", message);
+  return 1;
+}
+
+int RunServe(const ServeOptions& opt) {
+  if (opt.verbose) SetLogLevel(LogLevel::kDebug);
+  server::ExportTable table;
+  auto wrap = [&](std::unique_ptr<fs::FileServer> s) {
+    return opt.read_only ? fs::MakeReadOnly(std::move(s)) : std::move(s);
+  };
+  std::vector<std::string> described;
+  for (const std::string& spec : opt.exports) {
+    size_t eq = spec.find('=');
+    std::string path = eq == std::string::npos ? spec : spec.substr(eq + 1);
+    std::error_code ec;
+    std::filesystem::path abs = std::filesystem::absolute(path, ec).lexically_normal();
+    std::string name = eq == std::string::npos ? abs.string() : spec.substr(0, eq);
+    if (!abs.empty() && abs.string().size() > 1 && abs.string().back() == '/') {
+      abs = abs.parent_path();
+      if (eq == std::string::npos) name = abs.string();
+    }
+    auto fs = fs::MakeExportFs(abs.string(), {.read_only = opt.read_only});
+    if (!fs) return Fail(fmt::format("--export {}: {}", spec, fs.error().ToString()));
+    table.Add(name, std::move(*fs));
+    described.push_back(fmt::format("aname '{}' -> directory {}", name, abs.string()));
+  }
+  for (const std::string& name : opt.ramfs) {
+    auto fs = fs::MakeRamFs();
+    if (!fs) return Fail(fmt::format("--ramfs {}: {}", name, fs.error().ToString()));
+    table.Add(name, wrap(std::move(*fs)));
+    described.push_back(fmt::format("aname '{}' -> RAM file system", name));
+  }
+  if (opt.ctl) {
+    table.Add("ctl", wrap(fs::MakeCtlServer()));
+    described.push_back("aname 'ctl' -> control files (zero, null, version, date)");
+  }
+  if (table.empty()) return Fail("nothing to serve: give --export, --ramfs or --ctl");
+  if (opt.listen.empty()) return Fail("no address: give --listen ADDR");
+
+  server::Server srv(table, {.msize = opt.msize,
+                             .max_fids = opt.max_fids,
+                             .max_outstanding = opt.max_outstanding,
+                             .worker_threads = opt.threads,
+                             .trace = opt.trace});
+  bool only_fd = true;
+  std::vector<std::string> bound;
+  for (const std::string& dial : opt.listen) {
+    auto address = transport::ParseAddress(dial);
+    if (!address) return Fail(address.error().ToString());
+    auto at = srv.Listen(*address);
+    if (!at) return Fail(fmt::format("--listen {}: {}", dial, at.error().ToString()));
+    if (at->kind != transport::Address::Kind::kFd) only_fd = false;
+    bound.push_back(at->ToString());
+  }
+  // Serving one inherited connection: exit when it closes, as inetd-style servers do.
+  if (only_fd) srv.ExitWhenIdle();
+  srv.HandleSignals();
+  for (const std::string& d : described) Log(LogLevel::kInfo, "serving {}", d);
+  for (const std::string& b : bound) Log(LogLevel::kInfo, "listening on {}", b);
+  srv.Run();
+  Log(LogLevel::kInfo, "stopped after {} connection(s), {} request(s)",
+      srv.stats().connections_accepted.load(), srv.stats().requests.load());
+  return 0;
+}
+
+}  // namespace
+
+void AddServeCommand(CLI::App& app, int* exit_code) {
+  auto opt = std::make_shared<ServeOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "serve",
+      "Serve file trees over 9P (9P2000, 9P2000.u and 9P2000.L) until SIGINT/SIGTERM.\n"
+      "A client's aname selects an export by NAME (for --export without NAME=, the\n"
+      "directory's absolute path, as diod does); an empty aname selects the first one.");
+  cmd->add_option("--listen", opt->listen,
+                  "address to serve on, repeatable: tcp!HOST!PORT, unix!/PATH, or fd!R!W "
+                  "(one connection on inherited descriptors; exits when it closes)")
+      ->required();
+  cmd->add_option("--export", opt->exports, "[NAME=]PATH: export a host directory, repeatable");
+  cmd->add_option("--ramfs", opt->ramfs, "NAME: serve an empty RAM file system, repeatable");
+  cmd->add_flag("--ctl", opt->ctl, "serve the control files diod's tools use on aname 'ctl'");
+  cmd->add_flag("--read-only", opt->read_only, "refuse every modifying operation with EROFS");
+  cmd->add_option("--msize", opt->msize, "largest message size offered (default 1 MiB)")
+      ->check(CLI::Range(4096u, 16u << 20));
+  cmd->add_option("--threads", opt->threads, "threads running file-system calls (default 8)")
+      ->check(CLI::Range(1u, 256u));
+  cmd->add_option("--max-fids", opt->max_fids, "fids per connection (default 65536)")
+      ->check(CLI::Range(16u, 1u << 24));
+  cmd->add_option("--max-outstanding", opt->max_outstanding,
+                  "requests in flight per connection before reading pauses (default 256)")
+      ->check(CLI::Range(1u, 65535u));
+  cmd->add_flag("--trace", opt->trace, "print every 9P message (also NINEFOLD_TRACE=1)");
+  cmd->add_flag("-v,--verbose", opt->verbose, "debug logging (also NINEFOLD_LOG=debug)");
+  cmd->callback([opt, exit_code] { *exit_code = RunServe(*opt); });
+}
+
+}  // namespace ninefold::tools
