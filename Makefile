@@ -35,13 +35,10 @@ debug: $(DEBUG)/build.ninja
 asan: $(ASAN)/build.ninja
 	cmake --build $(ASAN)
 
-# The main job. Until the server exists (issue 3) it shows what the CLI offers and
-# decodes a real captured conversation between the Linux kernel and diod.
+# The main job: serve a demo directory over 9P on tcp!127.0.0.1!5640 and
+# unix!/tmp/ninefold.sock plus the ctl tree, until Ctrl-C (RUN_SECONDS=N: for N seconds).
 run: build
-	$(RELEASE)/ninefold --help
-	@echo
-	@echo "== ninefold decode tests/wire/golden/kernel-L-c1.c2s (first 20 messages)"
-	@$(RELEASE)/ninefold decode tests/wire/golden/kernel-L-c1.c2s | head -20
+	scripts/run-demo.sh $(RELEASE)/ninefold build/demo
 
 # Every test: unit and integration tests in a release and in an ASan+UBSan build, the
 # bounded fuzz run, and the format check.

@@ -15,6 +15,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # real 9P peers for the interoperability tests: diod (server and clients)
   diod
+  # the Linux kernel's v9fs client booted under QEMU (tests/kernel)
+  qemu-system-x86 busybox-static xz-utils
 )
 
 missing=()

@@ -17,7 +17,7 @@ namespace {
 
 Result<std::string> Date() {
   timeval tv{};
-  struct timezone tz{};
+  struct timezone tz {};
   if (gettimeofday(&tv, &tz) != 0) return Errno(errno, "gettimeofday");
   return fmt::format("{}.{} {}.{}\n", tv.tv_sec, tv.tv_usec, tz.tz_minuteswest, tz.tz_dsttime);
 }

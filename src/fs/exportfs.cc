@@ -686,6 +686,9 @@ Result<LockInfo> ExportNode::GetLock(const wire::Tgetlock& req) {
       fl.l_type = F_RDLCK;
       break;
     case kLockWrite:
+    // Linux's v9fs asks with type UNLCK ("is any lock in the way?"): test as a write
+    // lock, which every other lock conflicts with. (diod 1.0.24 answers EINVAL here.)
+    case kLockUnlock:
       fl.l_type = F_WRLCK;
       break;
     default:

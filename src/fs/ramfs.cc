@@ -350,9 +350,7 @@ Result<std::pair<uint64_t, uint64_t>> LockSpan(uint64_t start, uint64_t length) 
   return std::pair{start, start + length - 1};
 }
 
-uint64_t LockLength(const LockRange& l) {
-  return l.end == UINT64_MAX ? 0 : l.end - l.start + 1;
-}
+uint64_t LockLength(const LockRange& l) { return l.end == UINT64_MAX ? 0 : l.end - l.start + 1; }
 
 // --- the node ----------------------------------------------------------------------------
 
@@ -368,8 +366,10 @@ class RamNode final : public Node {
 
   ~RamNode() override {
     // Closing a file releases the POSIX locks its owners hold on it (fcntl semantics).
-    std::lock_guard lock(fs_->mu);
+    // No call runs on a node being destroyed, so lock_owners_ can be read unlocked, and
+    // a node that never locked does not take the tree mutex.
     if (lock_owners_.empty()) return;
+    std::lock_guard lock(fs_->mu);
     std::erase_if(inode_->locks, [&](const LockRange& l) {
       return lock_owners_.contains({l.client_id, l.proc_id});
     });
@@ -557,8 +557,7 @@ class RamNode final : public Node {
     return dir->qid();
   }
 
-  Result<wire::Qid> Symlink(std::string_view name, std::string_view target,
-                            uint32_t gid) override {
+  Result<wire::Qid> Symlink(std::string_view name, std::string_view target, uint32_t gid) override {
     std::lock_guard lock(fs_->mu);
     if (auto ok = CheckDirForNewName(name); !ok) return Unexpected(ok.error());
     if (target.empty()) return Errno(ENOENT, "empty symlink target");
@@ -792,8 +791,7 @@ class RamNode final : public Node {
   // directory if that one went.
   Result<std::pair<Inode*, EntryMap::iterator>> Locate() {
     if (inode_ == fs_->root) return Errno(EBUSY, "the root");
-    std::shared_ptr<Inode> parent =
-        inode_->is_dir() ? inode_->parent.lock() : parent_hint_.lock();
+    std::shared_ptr<Inode> parent = inode_->is_dir() ? inode_->parent.lock() : parent_hint_.lock();
     if (!parent || inode_->nlink == 0) return Errno(ENOENT, "file was removed");
     auto it = parent->entries.find(name_hint_);
     if (it == parent->entries.end() || it->second.inode != inode_) {
@@ -826,8 +824,8 @@ class RamFs final : public FileServer {
 
   Result<std::unique_ptr<Node>> Attach(const Identity& who, std::string_view) override {
     uint32_t uid = who.uid == wire::kNoUid ? 0 : who.uid;
-    return std::unique_ptr<Node>(std::make_unique<RamNode>(state_, state_->root,
-                                                           std::weak_ptr<Inode>(), "", uid));
+    return std::unique_ptr<Node>(
+        std::make_unique<RamNode>(state_, state_->root, std::weak_ptr<Inode>(), "", uid));
   }
 
  private:

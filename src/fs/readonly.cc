@@ -40,9 +40,7 @@ class ReadOnlyNode final : public Node {
   Result<void> Fsync(bool datasync) override { return inner_->Fsync(datasync); }
   Result<uint8_t> Lock(const wire::Tlock& req) override { return inner_->Lock(req); }
   Result<LockInfo> GetLock(const wire::Tgetlock& req) override { return inner_->GetLock(req); }
-  Result<std::string> GetXattr(std::string_view name) override {
-    return inner_->GetXattr(name);
-  }
+  Result<std::string> GetXattr(std::string_view name) override { return inner_->GetXattr(name); }
 
   // Everything that modifies: refused here, never delegated, so the node arguments of
   // Link/RenameAt/Rename (wrapped nodes) never need unwrapping.

@@ -186,7 +186,7 @@ class SyntheticNode final : public Node {
   bool open_ = false;
   uint32_t flags_ = 0;
 
-  std::mutex mu_;                         // several reads of one node may run at once
+  std::mutex mu_;                        // several reads of one node may run at once
   std::optional<std::string> snapshot_;  // guarded by mu_: the contents of this open
 };
 

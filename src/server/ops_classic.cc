@@ -180,8 +180,21 @@ Result<Reply> HandleCreate(Connection& c, const wire::Tcreate& m) {
     node = std::move(*child);
     open = true;
   } else if (dotu && (m.perm & (kDmSymlink | kDmDevice | kDmNamedPipe | kDmSocket | kDmLink))) {
-    Result<wire::Qid> q = Errno(EOPNOTSUPP, "hard links through Tcreate");
-    if (m.perm & kDmSymlink) {
+    Result<wire::Qid> q = Errno(EINVAL, "Tcreate special file");
+    if (m.perm & kDmLink) {
+      // The extension names the fid of the link's target, in decimal.
+      uint32_t target_fid = 0;
+      std::string_view ext = m.extension;
+      while (!ext.empty() && (ext.back() == '\n' || ext.back() == ' ')) ext.remove_suffix(1);
+      auto [end, ec] = std::from_chars(ext.data(), ext.data() + ext.size(), target_fid);
+      if (ec != std::errc() || end != ext.data() + ext.size()) {
+        return Errno(EINVAL, fmt::format("hard link extension '{}'", m.extension));
+      }
+      auto target = c.GetFid(target_fid);
+      if (!target) return Unexpected(target.error());
+      if (auto ok = dir.node->Link(m.name, *(*target)->node); !ok) return Unexpected(ok.error());
+      q = (*target)->node->qid();
+    } else if (m.perm & kDmSymlink) {
       q = dir.node->Symlink(m.name, m.extension, wire::kNoUid);
     } else if (m.perm & kDmDevice) {
       char type = 0;

@@ -126,8 +126,8 @@ TEST_F(CtlTest, ListsTheFilesDiodsToolsUse) {
     names.emplace_back(e.name);
     last = e.offset;
   }
-  EXPECT_THAT(names, ElementsAre(".", "..", "version", "date", "zero", "zero100", "null",
-                                 "null100", "meminfo"));
+  EXPECT_THAT(names, ElementsAre(".", "..", "version", "date", "zero", "zero100", "null", "null100",
+                                 "meminfo"));
   EXPECT_EQ(*dir->ReadDir(last, buf), 0u);  // resuming after the last entry: the end
 }
 

@@ -203,11 +203,9 @@ TEST_F(RamFsTest, CreateWriteReadBack) {
 
 TEST_F(RamFsTest, CreateExclusiveOfExistingNameIsEEXIST) {
   MakeFile("f");
-  EXPECT_EQ(Code(root_->Create("f", O_RDWR | O_CREAT | O_EXCL, 0644, 0)),
-            std::errc::file_exists);
+  EXPECT_EQ(Code(root_->Create("f", O_RDWR | O_CREAT | O_EXCL, 0644, 0)), std::errc::file_exists);
   ASSERT_TRUE(root_->Mkdir("d", 0755, 0).has_value());
-  EXPECT_EQ(Code(root_->Create("d", O_RDWR | O_CREAT | O_EXCL, 0644, 0)),
-            std::errc::file_exists);
+  EXPECT_EQ(Code(root_->Create("d", O_RDWR | O_CREAT | O_EXCL, 0644, 0)), std::errc::file_exists);
 }
 
 TEST_F(RamFsTest, CreateWithoutExclusiveOpensTheExistingFile) {

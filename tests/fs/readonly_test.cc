@@ -98,8 +98,8 @@ TEST_F(ReadOnlyTest, ReadsPassThrough) {
   EXPECT_EQ(*Walk("link")->ReadLink(), "file");
   EXPECT_EQ(root_->StatFs()->bsize, 4096u);
   EXPECT_TRUE(file->Fsync(false).has_value());
-  LockInfo held = *file->GetLock({.type = 1, .start = 0, .length = 0, .proc_id = 1,
-                                  .client_id = "r"});
+  LockInfo held =
+      *file->GetLock({.type = 1, .start = 0, .length = 0, .proc_id = 1, .client_id = "r"});
   EXPECT_EQ(held.proc_id, 9u);
   EXPECT_EQ(Code(root_->Walk("missing")), std::errc::no_such_file_or_directory);
 

@@ -80,7 +80,8 @@ class SyntheticTest : public ::testing::Test {
 TEST_F(SyntheticTest, FileDefinedInThreeLinesReadsWritesStatsAndLists) {
   dir_->AddFile("null", {.read = [](uint64_t, std::span<std::byte>) -> Result<size_t> { return 0; },
                          .write = [](uint64_t, std::span<const std::byte> d) -> Result<size_t> {
-                           return d.size(); }});
+                           return d.size();
+                         }});
   auto node = Open("null", O_RDWR);
   EXPECT_EQ(*node->Write(0, Bytes("discard me")), 10u);
   std::byte buf[16];
@@ -104,10 +105,12 @@ TEST_F(SyntheticTest, ReadOnlyFileInOneLineServesItsText) {
 
 TEST_F(SyntheticTest, WriteCallbackFileInThreeLinesReceivesEveryWrite) {
   std::string sink;
-  dir_->AddFile("sink", {.write = [&](uint64_t offset, std::span<const std::byte> d) -> Result<size_t> {
-    sink += std::to_string(offset) + ":" + std::string(reinterpret_cast<const char*>(d.data()), d.size());
-    return d.size();
-  }});
+  dir_->AddFile("sink",
+                {.write = [&](uint64_t offset, std::span<const std::byte> d) -> Result<size_t> {
+                  sink += std::to_string(offset) + ":" +
+                          std::string(reinterpret_cast<const char*>(d.data()), d.size());
+                  return d.size();
+                }});
   auto node = Open("sink", O_WRONLY);
   EXPECT_EQ(*node->Write(0, Bytes("ab")), 2u);
   EXPECT_EQ(*node->Write(2, Bytes("cd")), 2u);
@@ -117,11 +120,12 @@ TEST_F(SyntheticTest, WriteCallbackFileInThreeLinesReceivesEveryWrite) {
 }
 
 TEST_F(SyntheticTest, ReadCallbackGetsTheRequestOffset) {
-  dir_->AddFile("counter", {.read = [](uint64_t offset, std::span<std::byte> out) -> Result<size_t> {
-    if (offset >= 10) return size_t{0};
-    out[0] = static_cast<std::byte>('0' + offset);
-    return size_t{1};
-  }});
+  dir_->AddFile("counter",
+                {.read = [](uint64_t offset, std::span<std::byte> out) -> Result<size_t> {
+                  if (offset >= 10) return size_t{0};
+                  out[0] = static_cast<std::byte>('0' + offset);
+                  return size_t{1};
+                }});
   EXPECT_EQ(ReadAll(*Open("counter", O_RDONLY)), "0123456789");
 }
 
@@ -145,8 +149,7 @@ TEST_F(SyntheticTest, OpeningAgainstTheCallbacksIsEACCES) {
   EXPECT_EQ(Code((*root->Walk("ro"))->Open(O_WRONLY)), std::errc::permission_denied);
   EXPECT_EQ(Code((*root->Walk("ro"))->Open(O_RDWR)), std::errc::permission_denied);
   EXPECT_EQ(Code((*root->Walk("wo"))->Open(O_RDONLY)), std::errc::permission_denied);
-  EXPECT_EQ(Code((*root->Walk("ro"))->Open(O_RDONLY | O_DIRECTORY)),
-            std::errc::not_a_directory);
+  EXPECT_EQ(Code((*root->Walk("ro"))->Open(O_RDONLY | O_DIRECTORY)), std::errc::not_a_directory);
   EXPECT_EQ(Code(root->Open(O_WRONLY)), std::errc::is_a_directory);
 }
 
@@ -175,10 +178,10 @@ TEST_F(SyntheticTest, ContentsAreTakenOncePerOpen) {
 TEST_F(SyntheticTest, WriteOnlyCommandSeesEachWriteAndItsErrors) {
   std::vector<std::string> commands;
   dir_->AddFile("ctl", WriteOnly([&](std::string_view cmd) -> Result<void> {
-    if (cmd == "bad") return Errno(EINVAL, "bad command");
-    commands.emplace_back(cmd);
-    return {};
-  }));
+                  if (cmd == "bad") return Errno(EINVAL, "bad command");
+                  commands.emplace_back(cmd);
+                  return {};
+                }));
   auto node = Open("ctl", O_WRONLY);
   EXPECT_EQ(*node->Write(0, Bytes("start")), 5u);
   EXPECT_EQ(Code(node->Write(0, Bytes("bad"))), std::errc::invalid_argument);
@@ -209,7 +212,8 @@ TEST_F(SyntheticTest, DirectoriesNestAndWalkBack) {
 
 TEST_F(SyntheticTest, QidPathsAreUnique) {
   std::set<uint64_t> paths;
-  for (int i = 0; i < 20; ++i) dir_->AddFile("f" + std::to_string(i), ReadOnly([] { return std::string(); }));
+  for (int i = 0; i < 20; ++i)
+    dir_->AddFile("f" + std::to_string(i), ReadOnly([] { return std::string(); }));
   dir_->AddDir("d");
   auto root = Root();
   paths.insert(root->qid().path);
@@ -242,9 +246,9 @@ TEST_F(SyntheticTest, SetAttrIsAcceptedOnWritableFilesOnly) {
 TEST_F(SyntheticTest, ConcurrentReadsOfOneNodeShareOneSnapshot) {
   std::atomic<int> calls{0};
   dir_->AddFile("big", ReadOnly([&] {
-    ++calls;
-    return std::string(100000, 'q');
-  }));
+                  ++calls;
+                  return std::string(100000, 'q');
+                }));
   auto node = Open("big", O_RDONLY);
   std::atomic<int> bad{0};
   std::vector<std::thread> threads;

@@ -99,12 +99,15 @@ c_hardlink() {
   not_legacy "9P2000 has no hard links" || return
   printf 'linked\n' > "$T/hl1" || return 1
   ln "$T/hl1" "$T/hl2" || return 1
-  eq "link count of the original" "$(stat -c %h "$T/hl1")" 2 || return 1
-  eq "link count of the link" "$(stat -c %h "$T/hl2")" 2 || return 1
+  # A 9P2000.u stat has no link count (the kernel shows 1): check it only on .L.
+  if [ "$V" = 9p2000.L ]; then
+    eq "link count of the original" "$(stat -c %h "$T/hl1")" 2 || return 1
+    eq "link count of the link" "$(stat -c %h "$T/hl2")" 2 || return 1
+  fi
   eq "same inode" "$(stat -c %i "$T/hl2")" "$(stat -c %i "$T/hl1")" || return 1
   eq "content through the link" "$(cat "$T/hl2")" linked || return 1
   rm "$T/hl1" || return 1
-  eq "link count after removing the original" "$(stat -c %h "$T/hl2")" 1
+  [ "$V" != 9p2000.L ] || eq "link count after removing the original" "$(stat -c %h "$T/hl2")" 1
 }
 c_symlink() {
   not_legacy "9P2000 has no symbolic links" || return
@@ -193,11 +196,15 @@ c_flock() {
   printf 'x\n' > "$T/flock.txt" || return 1
   p9x flock "$T/flock.txt"
 }
+# 9P2000 and .u carry no byte-range locks: Linux's legacy v9fs lock operation succeeds
+# without doing anything, so F_GETLK just echoes the request back.
 c_posixlock() {
+  only_L "9P2000 and 9P2000.u have no byte-range locks" || return
   printf 'x\n' > "$T/posix.txt" || return 1
   p9x posixlock "$T/posix.txt"
 }
 c_getlk() {
+  only_L "9P2000 and 9P2000.u have no byte-range locks" || return
   printf 'x\n' > "$T/getlk.txt" || return 1
   p9x getlk "$T/getlk.txt"
 }

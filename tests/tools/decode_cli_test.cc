@@ -137,6 +137,19 @@ TEST(DecodeCli, MalformedFrameSaysWhereAndWhyAndExits1) {
   fs::remove(cut);
 }
 
+TEST(DecodeCli, UnknownVersionStringStillPrints) {
+  // Found by the stream fuzzer: a Tversion naming no dialect left none chosen, and
+  // printing read an empty optional.
+  fs::path f = fs::temp_directory_path() / ("ninefold-v9p-" + std::to_string(::getpid()));
+  std::ofstream(f, std::ios::binary) << std::string(
+      "\x0f\x00\x00\x00\x64\xff\xff\x00\x20\x00\x00\x02\x00\x39\x50", 15);
+  CliRun r = Ninefold("decode '" + f.string() + "'");
+  fs::remove(f);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  ASSERT_EQ(r.lines.size(), 1u);
+  EXPECT_EQ(r.lines[0], "Tversion tag 65535 msize 8192 version '9P'");
+}
+
 TEST(DecodeCli, UsageErrorsExit2) {
   EXPECT_EQ(Ninefold("decode --dialect 9P1999 /dev/null").exit_code, 2);
   CliRun missing = Ninefold("decode /nonexistent/capture");

@@ -72,7 +72,9 @@ int RunDecode(const DecodeOptions& opt) {
         break;
       }
       if (opt.offsets) fmt::print("{:>10} ", consumed + start);
-      fmt::print("{}\n", wire::Format(*f, *conv.dialect()));
+      // A version string naming no dialect leaves none chosen; the frame was decoded
+      // (and prints) as 9P2000.L, which shares the version messages' layout.
+      fmt::print("{}\n", wire::Format(*f, conv.dialect().value_or(wire::Dialect::k9P2000L)));
       start += *size;
       ++frames;
       continue;

@@ -2,8 +2,11 @@
 //
 //   auto dir = SyntheticDir::Make();
 //   dir->AddFile("version", ReadOnly([] { return std::string("ninefold 0.1.0\n"); }));
-//   dir->AddFile("null", {.read = [](uint64_t, std::span<std::byte>) -> Result<size_t> { return 0; },
-//                         .write = [](uint64_t, std::span<const std::byte> d) -> Result<size_t> {
+//   dir->AddFile("zero", {.read = [](uint64_t, std::span<std::byte> out) -> Result<size_t> {
+//                           std::ranges::fill(out, std::byte{0});
+//                           return out.size();
+//                         }});
+//   dir->AddFile("null", {.write = [](uint64_t, std::span<const std::byte> d) -> Result<size_t> {
 //                           return d.size();
 //                         }});
 //   dir->AddFile("ctl", WriteOnly([&](std::string_view cmd) -> Result<void> { ... }));
@@ -69,9 +72,9 @@ class SyntheticDir : public std::enable_shared_from_this<SyntheticDir> {
   struct Entry {
     uint64_t path = 0;
     std::string name;
-    SyntheticFile file;                  // when dir is null
-    std::shared_ptr<SyntheticDir> dir;   // a subdirectory
-    int64_t mtime_sec = 0;               // when it was added
+    SyntheticFile file;                 // when dir is null
+    std::shared_ptr<SyntheticDir> dir;  // a subdirectory
+    int64_t mtime_sec = 0;              // when it was added
   };
 
   static std::shared_ptr<SyntheticDir> Make();
