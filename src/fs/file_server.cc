@@ -19,9 +19,7 @@ Result<std::unique_ptr<Node>> Node::Create(std::string_view, uint32_t, uint32_t,
   return NotSupported("create");
 }
 Result<size_t> Node::Read(uint64_t, std::span<std::byte>) { return NotSupported("read"); }
-Result<size_t> Node::Write(uint64_t, std::span<const std::byte>) {
-  return NotSupported("write");
-}
+Result<size_t> Node::Write(uint64_t, std::span<const std::byte>) { return NotSupported("write"); }
 Result<size_t> Node::ReadDir(uint64_t, std::span<std::byte>) { return Errno(ENOTDIR, "readdir"); }
 Result<wire::Qid> Node::Mkdir(std::string_view, uint32_t, uint32_t) {
   return NotSupported("mkdir");

@@ -54,9 +54,8 @@ void Connection::MaybeFinishDrain() {
 
 void Connection::MaybeFinishDrainLater() {
   auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(5));
-  timer->async_wait([self = shared_from_this(), timer](const std::error_code&) {
-    self->MaybeFinishDrain();
-  });
+  timer->async_wait(
+      [self = shared_from_this(), timer](const std::error_code&) { self->MaybeFinishDrain(); });
 }
 
 void Connection::OnClosed(const Error& why) {
@@ -91,13 +90,12 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
   wire::Limits limits{.msize = versioned_ ? msize() : options_.msize};
   uint8_t type = static_cast<uint8_t>(bytes[4]);
   // Before Tversion only Tversion is meaningful; decode it in any dialect.
-  Result<wire::Frame> frame = wire::Decode(*owned, versioned_ ? dialect() : wire::Dialect::k9P2000L,
-                                           limits);
+  Result<wire::Frame> frame =
+      wire::Decode(*owned, versioned_ ? dialect() : wire::Dialect::k9P2000L, limits);
   if (!frame) {
     stats_.malformed_frames++;
     Log(LogLevel::kWarn, "{}: malformed {} frame, closing connection: {}", channel_->peer(),
-        wire::TypeName(type).empty() ? "unknown" : wire::TypeName(type),
-        frame.error().ToString());
+        wire::TypeName(type).empty() ? "unknown" : wire::TypeName(type), frame.error().ToString());
     channel_->Close();
     return;
   }
@@ -121,8 +119,8 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
   }
   if (in_flight_.count(tag) != 0 || tag == wire::kNoTag) {
     // A tag in use: answering would confuse the reply to the first request.
-    Log(LogLevel::kWarn, "{}: tag {} reused while in flight, closing connection",
-        channel_->peer(), tag);
+    Log(LogLevel::kWarn, "{}: tag {} reused while in flight, closing connection", channel_->peer(),
+        tag);
     stats_.malformed_frames++;
     channel_->Close();
     return;
@@ -287,8 +285,8 @@ Result<std::shared_ptr<Fid>> Connection::GetFid(uint32_t fid) {
 Result<void> Connection::AddFid(uint32_t fid, std::shared_ptr<Fid> state) {
   std::lock_guard lock(fids_mu_);
   if (fids_.count(fid) != 0) {
-    return Unexpected(Error(std::errc::bad_file_descriptor, "fid " + std::to_string(fid) +
-                                                                " already in use"));
+    return Unexpected(
+        Error(std::errc::bad_file_descriptor, "fid " + std::to_string(fid) + " already in use"));
   }
   if (fids_.size() >= options_.max_fids) {
     return Unexpected(Error(std::errc::too_many_files_open,

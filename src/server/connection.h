@@ -29,9 +29,9 @@ struct Fid {
   std::shared_ptr<fs::Node> node;
   std::shared_ptr<fs::Node> root;  // the attach root (9P2000 renames re-walk from it)
   fs::Identity who;
-  std::vector<std::string> path;   // names walked from the root, for stat names and logs
+  std::vector<std::string> path;  // names walked from the root, for stat names and logs
   bool open = false;
-  bool remove_on_clunk = false;    // 9P2000 ORCLOSE
+  bool remove_on_clunk = false;  // 9P2000 ORCLOSE
   bool is_dir = false;
 
   // Extended attribute fids (Txattrwalk / Txattrcreate).

@@ -1,12 +1,13 @@
 // Handlers for the messages every dialect shares and for 9P2000.L. Each runs on a worker
 // thread, calls the FileServer, and returns the reply (or an error the connection turns
 // into Rlerror/Rerror).
+#include "ops.h"
+
 #include <fcntl.h>
 
 #include <cerrno>
 
 #include "fmt/format.h"
-#include "ops.h"
 
 namespace ninefold::server {
 namespace {
@@ -70,9 +71,8 @@ class Ops {
       std::shared_ptr<fs::Node> node = src.node;
       for (size_t i = 0; i < m.wnames.size(); ++i) {
         std::string_view name = m.wnames[i];
-        Result<std::unique_ptr<fs::Node>> next = CheckName(name).has_value()
-                                                     ? node->Walk(name)
-                                                     : Errno(EINVAL, "bad name");
+        Result<std::unique_ptr<fs::Node>> next =
+            CheckName(name).has_value() ? node->Walk(name) : Errno(EINVAL, "bad name");
         if (!next) {
           if (i == 0) return Unexpected(next.error());
           return Reply{rwalk, nullptr};  // partial walk: newfid is not created
@@ -250,9 +250,8 @@ class Ops {
     if (auto ok = CheckName(m.name); !ok) return Unexpected(ok.error());
     auto dir = c_.GetFid(m.dfid);
     if (!dir) return Unexpected(dir.error());
-    return WithNode(m.fid, [&](fs::Node& n) {
-      return Done(n.Rename(*(*dir)->node, m.name), wire::Rrename{});
-    });
+    return WithNode(
+        m.fid, [&](fs::Node& n) { return Done(n.Rename(*(*dir)->node, m.name), wire::Rrename{}); });
   }
 
   Result<Reply> operator()(const wire::Trenameat& m) {

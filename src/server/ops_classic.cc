@@ -101,8 +101,8 @@ wire::Stat MakeStat(fs::Node& node, const wire::Rgetattr& a, std::string name, b
     if ((a.mode & S_IFMT) == S_IFLNK) {
       if (auto target = node.ReadLink()) s.extension = std::move(*target);
     } else if ((a.mode & S_IFMT) == S_IFCHR || (a.mode & S_IFMT) == S_IFBLK) {
-      s.extension = fmt::format("{} {} {}", (a.mode & S_IFMT) == S_IFCHR ? 'c' : 'b',
-                                major(a.rdev), minor(a.rdev));
+      s.extension = fmt::format("{} {} {}", (a.mode & S_IFMT) == S_IFCHR ? 'c' : 'b', major(a.rdev),
+                                minor(a.rdev));
     }
   }
   wire::Stat st;
@@ -203,8 +203,7 @@ Result<Reply> HandleCreate(Connection& c, const wire::Tcreate& m) {
           (type != 'c' && type != 'b')) {
         return Errno(EINVAL, fmt::format("device extension '{}'", m.extension));
       }
-      q = dir.node->Mknod(m.name, perm | (type == 'c' ? S_IFCHR : S_IFBLK), maj, min,
-                          wire::kNoUid);
+      q = dir.node->Mknod(m.name, perm | (type == 'c' ? S_IFCHR : S_IFBLK), maj, min, wire::kNoUid);
     } else if (m.perm & kDmNamedPipe) {
       q = dir.node->Mknod(m.name, perm | S_IFIFO, 0, 0, wire::kNoUid);
     } else if (m.perm & kDmSocket) {
@@ -215,8 +214,8 @@ Result<Reply> HandleCreate(Connection& c, const wire::Tcreate& m) {
     if (!child) return Unexpected(child.error());
     node = std::move(*child);
   } else {
-    auto created = dir.node->Create(m.name, OpenFlagsFromMode(m.mode) | O_CREAT | O_EXCL, perm,
-                                    wire::kNoUid);
+    auto created =
+        dir.node->Create(m.name, OpenFlagsFromMode(m.mode) | O_CREAT | O_EXCL, perm, wire::kNoUid);
     if (!created) return Unexpected(created.error());
     node = std::move(*created);
     open = true;
@@ -257,7 +256,8 @@ Result<Reply> HandleWstat(Connection& c, const wire::Twstat& m) {
   if (st.mode != kNoValue32) {
     set.valid |= 0x1;
     set.mode = st.mode & 0777;
-    if (IsDotU(c)) set.mode |= (st.mode & kDmSetuid ? S_ISUID : 0) | (st.mode & kDmSetgid ? S_ISGID : 0);
+    if (IsDotU(c))
+      set.mode |= (st.mode & kDmSetuid ? S_ISUID : 0) | (st.mode & kDmSetgid ? S_ISGID : 0);
   }
   if (st.atime != kNoValue32) {
     set.valid |= 0x10 | 0x80;
@@ -342,8 +342,7 @@ Result<Reply> HandleDirRead(Connection& c, Fid& f, const wire::Tread& m) {
     }
   }
   f.dir_next_offset += used;
-  return Reply{wire::Rread{.data = wire::Data(std::span<const std::byte>(out->data(), used))},
-               out};
+  return Reply{wire::Rread{.data = wire::Data(std::span<const std::byte>(out->data(), used))}, out};
 }
 
 }  // namespace ninefold::server

@@ -76,9 +76,7 @@ struct Server::Impl {
 Server::Server(fs::FileServer& root, ServerOptions options)
     : impl_(std::make_unique<Impl>(root, options)) {}
 
-Server::~Server() {
-  impl_->pool.join();
-}
+Server::~Server() { impl_->pool.join(); }
 
 Result<transport::Address> Server::Listen(const transport::Address& address) {
   if (address.kind == transport::Address::Kind::kFd) {
@@ -87,9 +85,8 @@ Result<transport::Address> Server::Listen(const transport::Address& address) {
     asio::post(impl_->io, [impl = impl_.get(), ch = *channel] { impl->Accept(ch); });
     return address;
   }
-  auto listener = transport::Listen(impl_->io, address, [impl = impl_.get()](auto channel) {
-    impl->Accept(std::move(channel));
-  });
+  auto listener = transport::Listen(
+      impl_->io, address, [impl = impl_.get()](auto channel) { impl->Accept(std::move(channel)); });
   if (!listener) return Unexpected(listener.error());
   transport::Address bound = (*listener)->address();
   impl_->listeners.push_back(std::move(*listener));

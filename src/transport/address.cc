@@ -9,10 +9,10 @@ namespace ninefold::transport {
 namespace {
 
 Unexpected<Error> Invalid(std::string_view dial, std::string_view why) {
-  return Unexpected(Error(std::errc::invalid_argument,
-                          fmt::format("dial string '{}': {} (forms: tcp!HOST!PORT, "
-                                      "unix!/PATH, fd!R!W, shm!/PATH)",
-                                      dial, why)));
+  return Unexpected(
+      Error(std::errc::invalid_argument, fmt::format("dial string '{}': {} (forms: tcp!HOST!PORT, "
+                                                     "unix!/PATH, fd!R!W, shm!/PATH)",
+                                                     dial, why)));
 }
 
 template <class T>

@@ -94,19 +94,18 @@ class StreamChannel final : public Channel,
       buf_.resize(buf_.size() * 2);
     }
     read_pending_ = true;
-    stream_.async_read_some(
-        asio::buffer(buf_.data() + end_, buf_.size() - end_),
-        [self = this->shared_from_this()](const std::error_code& ec, size_t n) {
-          self->read_pending_ = false;
-          if (self->closed_) return;
-          if (ec) {
-            self->Stop(ec == asio::error::eof ? Error() : FromAsio(ec, "read"));
-            return;
-          }
-          self->end_ += n;
-          self->Deliver();
-          self->ReadMore();
-        });
+    stream_.async_read_some(asio::buffer(buf_.data() + end_, buf_.size() - end_),
+                            [self = this->shared_from_this()](const std::error_code& ec, size_t n) {
+                              self->read_pending_ = false;
+                              if (self->closed_) return;
+                              if (ec) {
+                                self->Stop(ec == asio::error::eof ? Error() : FromAsio(ec, "read"));
+                                return;
+                              }
+                              self->end_ += n;
+                              self->Deliver();
+                              self->ReadMore();
+                            });
   }
 
   // Hands out every complete frame in the buffer, then makes room for the next one.
@@ -270,8 +269,8 @@ Result<std::unique_ptr<Listener>> ListenUnix(asio::io_context& io, const Address
     stream_protocol::socket probe(io);
     probe.connect(stream_protocol::endpoint(address.path), ec);
     if (!ec) {
-      return Unexpected(Error(std::errc::address_in_use,
-                              "another server listens on " + address.ToString()));
+      return Unexpected(
+          Error(std::errc::address_in_use, "another server listens on " + address.ToString()));
     }
     ::unlink(address.path.c_str());
   }
@@ -300,8 +299,8 @@ Result<std::unique_ptr<Listener>> Listen(asio::io_context& io, const Address& ad
     case Address::Kind::kShm:
       break;
   }
-  return Unexpected(Error(std::errc::address_family_not_supported,
-                          "cannot listen on " + address.ToString()));
+  return Unexpected(
+      Error(std::errc::address_family_not_supported, "cannot listen on " + address.ToString()));
 }
 
 Result<std::shared_ptr<Channel>> OpenFdChannel(asio::io_context& io, int read_fd, int write_fd) {

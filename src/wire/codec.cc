@@ -604,8 +604,8 @@ Result<EncodedHead> EncodeHead(const Frame& frame, Dialect dialect, std::span<st
 
 namespace {
 template <class T, class Body>
-Result<T> DecodeEntry(std::span<const std::byte>& data, const Limits& limits,
-                      std::string_view what, Body&& body) {
+Result<T> DecodeEntry(std::span<const std::byte>& data, const Limits& limits, std::string_view what,
+                      Body&& body) {
   Reader r(data, 0, limits, what);
   T entry{};
   body(r, entry);
@@ -629,9 +629,8 @@ bool AppendEntry(std::span<std::byte> out, size_t* used, Body&& body) {
 }  // namespace
 
 Result<Dirent> DecodeDirent(std::span<const std::byte>& data, const Limits& limits) {
-  return DecodeEntry<Dirent>(data, limits, "Dirent", [](Reader& r, Dirent& e) {
-    Get(r, e, Dialect::k9P2000L);
-  });
+  return DecodeEntry<Dirent>(data, limits, "Dirent",
+                             [](Reader& r, Dirent& e) { Get(r, e, Dialect::k9P2000L); });
 }
 
 Result<Stat> DecodeDirStat(std::span<const std::byte>& data, Dialect dialect,

@@ -1,6 +1,8 @@
 // The server framework over real sockets, driven by a raw 9P client built on the codec:
 // version negotiation, the three dialects, Tflush ordering, concurrency, limits,
 // malformed input and disconnects.
+#include "ninefold/server/server.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -18,7 +20,6 @@
 
 #include "ninefold/fs/ramfs.h"
 #include "ninefold/fs/synthetic.h"
-#include "ninefold/server/server.h"
 #include "ninefold/wire/codec.h"
 
 namespace ninefold::server {
@@ -148,8 +149,9 @@ class RawClient {
     dialect_ = d;
   }
   void Attach(uint32_t fid, std::string_view aname) {
-    Call<wire::Rattach>(1, wire::Tattach{.fid = fid, .afid = wire::kNoFid, .uname = "test",
-                                         .aname = aname, .n_uname = 0});
+    Call<wire::Rattach>(
+        1, wire::Tattach{
+               .fid = fid, .afid = wire::kNoFid, .uname = "test", .aname = aname, .n_uname = 0});
   }
   // True once the server has closed the connection.
   bool Closed(std::chrono::milliseconds timeout = 5000ms) {
@@ -186,13 +188,14 @@ class ServerTest : public ::testing::Test {
     ASSERT_TRUE(counted);
     table_.Add("counted", std::make_unique<CountingServer>(std::move(*counted)));
     auto dir = fs::SyntheticDir::Make();
-    dir->AddFile("block", {.read = [gate = &gate_](uint64_t, std::span<std::byte>) -> Result<size_t> {
+    dir->AddFile("block",
+                 {.read = [gate = &gate_](uint64_t, std::span<std::byte>) -> Result<size_t> {
                    gate->Wait();
                    return 0;
                  }});
     table_.Add("synthetic", fs::MakeSyntheticServer(dir));
-    server_ = std::make_unique<Server>(table_, ServerOptions{.msize = 1 << 20, .max_fids = 32,
-                                                             .worker_threads = 4});
+    server_ = std::make_unique<Server>(
+        table_, ServerOptions{.msize = 1 << 20, .max_fids = 32, .worker_threads = 4});
     auto bound = server_->Listen(*transport::ParseAddress("tcp!127.0.0.1!0"));
     ASSERT_TRUE(bound) << bound.error().ToString();
     port_ = bound->port;
@@ -228,8 +231,7 @@ TEST_F(ServerTest, VersionNegotiatesDialectAndMsize) {
 
 TEST_F(ServerTest, RequestsBeforeVersionAreRefused) {
   RawClient c(port_);
-  EXPECT_EQ(c.CallError(1, wire::Tattach{.fid = 0, .afid = wire::kNoFid, .aname = "ram"}),
-            EPROTO);
+  EXPECT_EQ(c.CallError(1, wire::Tattach{.fid = 0, .afid = wire::kNoFid, .aname = "ram"}), EPROTO);
 }
 
 TEST_F(ServerTest, AuthIsNotRequiredTheWayDiodClientsExpect) {
@@ -244,8 +246,8 @@ TEST_F(ServerTest, CreateWriteReadInDotL) {
   c.Version(Dialect::k9P2000L);
   c.Attach(0, "ram");
   c.Call<wire::Rwalk>(2, wire::Twalk{.fid = 0, .newfid = 1});
-  c.Call<wire::Rlcreate>(3, wire::Tlcreate{.fid = 1, .name = "f", .flags = O_RDWR | O_CREAT,
-                                           .mode = 0644});
+  c.Call<wire::Rlcreate>(
+      3, wire::Tlcreate{.fid = 1, .name = "f", .flags = O_RDWR | O_CREAT, .mode = 0644});
   std::string data = "ninefold";
   EXPECT_EQ(c.Call<wire::Rwrite>(4, wire::Twrite{.fid = 1, .data = wire::Data(data)}).count, 8u);
   c.Send(5, wire::Tread{.fid = 1, .offset = 4, .count = 100});
@@ -291,8 +293,23 @@ TEST_F(ServerTest, MalformedFrameClosesOnlyThatConnection) {
   good.Attach(0, "ram");
   bad.Version(Dialect::k9P2000L);
   // A Twalk claiming 17 names.
-  std::vector<std::byte> frame = {std::byte{17}, {}, {}, {}, std::byte{110}, std::byte{1}, {},
-                                  {}, {}, {}, {}, std::byte{1}, {}, {}, {}, std::byte{17}, {}};
+  std::vector<std::byte> frame = {std::byte{17},
+                                  {},
+                                  {},
+                                  {},
+                                  std::byte{110},
+                                  std::byte{1},
+                                  {},
+                                  {},
+                                  {},
+                                  {},
+                                  {},
+                                  std::byte{1},
+                                  {},
+                                  {},
+                                  {},
+                                  std::byte{17},
+                                  {}};
   bad.SendRaw(frame);
   EXPECT_TRUE(bad.Closed());
   good.Call<wire::Rgetattr>(3, wire::Tgetattr{.fid = 0, .request_mask = 0x7ff});
@@ -311,7 +328,8 @@ TEST_F(ServerTest, FidLimitGivesEmfile) {
   RawClient c(port_);
   c.Version(Dialect::k9P2000L);
   c.Attach(0, "ram");
-  for (uint32_t fid = 1; fid < 32; ++fid) c.Call<wire::Rwalk>(2, wire::Twalk{.fid = 0, .newfid = fid});
+  for (uint32_t fid = 1; fid < 32; ++fid)
+    c.Call<wire::Rwalk>(2, wire::Twalk{.fid = 0, .newfid = fid});
   EXPECT_EQ(c.CallError(2, wire::Twalk{.fid = 0, .newfid = 32}), EMFILE);
   c.Call<wire::Rclunk>(3, wire::Tclunk{.fid = 5});
   c.Call<wire::Rwalk>(2, wire::Twalk{.fid = 0, .newfid = 32});
@@ -373,9 +391,16 @@ TEST_F(ServerTest, ClassicDialectsMapOntoTheFileServer) {
     }
     EXPECT_TRUE(found);
     // Twstat renames; errors carry a string (and, in .u, an errno).
-    wire::Stat rename{.type = 0xFFFF, .dev = 0xFFFFFFFF, .qid = {0xFF, 0xFFFFFFFF, ~0ull},
-                      .mode = 0xFFFFFFFF, .atime = 0xFFFFFFFF, .mtime = 0xFFFFFFFF,
-                      .length = ~0ull, .n_uid = 0xFFFFFFFF, .n_gid = 0xFFFFFFFF, .n_muid = 0xFFFFFFFF};
+    wire::Stat rename{.type = 0xFFFF,
+                      .dev = 0xFFFFFFFF,
+                      .qid = {0xFF, 0xFFFFFFFF, ~0ull},
+                      .mode = 0xFFFFFFFF,
+                      .atime = 0xFFFFFFFF,
+                      .mtime = 0xFFFFFFFF,
+                      .length = ~0ull,
+                      .n_uid = 0xFFFFFFFF,
+                      .n_gid = 0xFFFFFFFF,
+                      .n_muid = 0xFFFFFFFF};
     std::string new_name = "renamed-" + name;
     rename.name = new_name;
     c.Call<wire::Rwstat>(9, wire::Twstat{.fid = 1, .stat = rename});

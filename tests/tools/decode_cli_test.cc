@@ -67,7 +67,7 @@ TEST(DecodeCli, PrintsEveryMessageOfEveryCapture) {
                    p.filename().string().rfind("kernel-", 0) == 0 &&
                    p.filename().string().find("kernel-L") == std::string::npos;
     CliRun r = Ninefold("decode " + std::string(refusal ? "--dialect 9P2000.L " : "") + "'" +
-                     p.string() + "'");
+                        p.string() + "'");
     EXPECT_EQ(r.exit_code, 0) << p << "\n" << r.out;
     EXPECT_EQ(r.lines.size(), CountFrames(p)) << p;
     for (const std::string& line : r.lines) {
@@ -84,8 +84,7 @@ TEST(DecodeCli, FollowsTheVersionAndPrintsReadableLines) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   ASSERT_GE(r.lines.size(), 2u);
   EXPECT_EQ(r.lines[0], "Tversion tag 65535 msize 131072 version '9P2000.L'");
-  EXPECT_EQ(r.lines[1].rfind("Tattach tag 0 fid 0 afid 4294967295 uname 'nobody' aname '", 0),
-            0u)
+  EXPECT_EQ(r.lines[1].rfind("Tattach tag 0 fid 0 afid 4294967295 uname 'nobody' aname '", 0), 0u)
       << r.lines[1];
 }
 
@@ -141,8 +140,8 @@ TEST(DecodeCli, UnknownVersionStringStillPrints) {
   // Found by the stream fuzzer: a Tversion naming no dialect left none chosen, and
   // printing read an empty optional.
   fs::path f = fs::temp_directory_path() / ("ninefold-v9p-" + std::to_string(::getpid()));
-  std::ofstream(f, std::ios::binary) << std::string(
-      "\x0f\x00\x00\x00\x64\xff\xff\x00\x20\x00\x00\x02\x00\x39\x50", 15);
+  std::ofstream(f, std::ios::binary)
+      << std::string("\x0f\x00\x00\x00\x64\xff\xff\x00\x20\x00\x00\x02\x00\x39\x50", 15);
   CliRun r = Ninefold("decode '" + f.string() + "'");
   fs::remove(f);
   EXPECT_EQ(r.exit_code, 0) << r.out;
@@ -154,8 +153,7 @@ TEST(DecodeCli, UsageErrorsExit2) {
   EXPECT_EQ(Ninefold("decode --dialect 9P1999 /dev/null").exit_code, 2);
   CliRun missing = Ninefold("decode /nonexistent/capture");
   EXPECT_EQ(missing.exit_code, 2);
-  EXPECT_NE(missing.out.find("/nonexistent/capture: No such file or directory"),
-            std::string::npos);
+  EXPECT_NE(missing.out.find("/nonexistent/capture: No such file or directory"), std::string::npos);
   EXPECT_EQ(Ninefold("decode /dev/null").exit_code, 0);  // an empty stream is fine
 }
 

@@ -1,11 +1,11 @@
 // The back-end interface: what a file tree must do to be served over 9P.
 //
-// A FileServer is written once, in 9P2000.L terms, and the framework (ninefold/server/server.h) serves it
-// in all three dialects: 9P2000 and 9P2000.u requests are mapped onto these calls
-// (Topen -> Open, Tcreate -> Create/Mkdir/Symlink, Tstat -> GetAttr, Twstat -> SetAttr/
-// Rename, directory reads -> ReadDir + GetAttr). A back end implements only what it
-// supports: every operation but Walk, Clone and GetAttr has a default that fails with
-// EOPNOTSUPP, so a synthetic file is a few lines (see ninefold/fs/synthetic.h).
+// A FileServer is written once, in 9P2000.L terms, and the framework (ninefold/server/server.h)
+// serves it in all three dialects: 9P2000 and 9P2000.u requests are mapped onto these calls (Topen
+// -> Open, Tcreate -> Create/Mkdir/Symlink, Tstat -> GetAttr, Twstat -> SetAttr/ Rename, directory
+// reads -> ReadDir + GetAttr). A back end implements only what it supports: every operation but
+// Walk, Clone and GetAttr has a default that fails with EOPNOTSUPP, so a synthetic file is a few
+// lines (see ninefold/fs/synthetic.h).
 //
 // Model: a fid refers to a Node. Attach yields the root Node; Walk yields a new Node for
 // a child; Open and Create make a Node an open file; destroying a Node is the clunk
@@ -76,8 +76,8 @@ class Node {
   virtual Result<uint32_t> Open(uint32_t flags);
   // In this directory: creates `name` and opens it with `flags`; returns the new, open
   // node (the fid moves to it). mode: permission bits; gid: group for the new file.
-  virtual Result<std::unique_ptr<Node>> Create(std::string_view name, uint32_t flags,
-                                               uint32_t mode, uint32_t gid);
+  virtual Result<std::unique_ptr<Node>> Create(std::string_view name, uint32_t flags, uint32_t mode,
+                                               uint32_t gid);
   // Read up to out.size() bytes at offset; 0 at end of file.
   virtual Result<size_t> Read(uint64_t offset, std::span<std::byte> out);
   // Write data at offset (an O_APPEND open appends); returns bytes written.
@@ -90,8 +90,7 @@ class Node {
 
   // --- directory operations (this node is the directory) -----------------------------
   virtual Result<wire::Qid> Mkdir(std::string_view name, uint32_t mode, uint32_t gid);
-  virtual Result<wire::Qid> Symlink(std::string_view name, std::string_view target,
-                                    uint32_t gid);
+  virtual Result<wire::Qid> Symlink(std::string_view name, std::string_view target, uint32_t gid);
   // mode includes the file type bits (S_IFIFO, S_IFCHR, ...).
   virtual Result<wire::Qid> Mknod(std::string_view name, uint32_t mode, uint32_t major,
                                   uint32_t minor, uint32_t gid);

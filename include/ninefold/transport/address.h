@@ -17,11 +17,11 @@ namespace ninefold::transport {
 struct Address {
   enum class Kind { kTcp, kUnix, kFd, kShm };
   Kind kind = Kind::kTcp;
-  std::string host;    // kTcp
-  uint16_t port = 0;   // kTcp
-  std::string path;    // kUnix, kShm
-  int read_fd = -1;    // kFd
-  int write_fd = -1;   // kFd
+  std::string host;   // kTcp
+  uint16_t port = 0;  // kTcp
+  std::string path;   // kUnix, kShm
+  int read_fd = -1;   // kFd
+  int write_fd = -1;  // kFd
 
   std::string ToString() const;
 };

@@ -70,9 +70,8 @@ class Listener {
 
 // Listens on a tcp or unix address and calls on_accept for every connection. A unix
 // socket path that exists is replaced only if it is a socket nobody listens on.
-[[nodiscard]] Result<std::unique_ptr<Listener>> Listen(asio::io_context& io,
-                                                      const Address& address,
-                                                      Listener::AcceptHandler on_accept);
+[[nodiscard]] Result<std::unique_ptr<Listener>> Listen(asio::io_context& io, const Address& address,
+                                                       Listener::AcceptHandler on_accept);
 
 // A channel over inherited descriptors (fd!R!W); R and W may be the same descriptor.
 [[nodiscard]] Result<std::shared_ptr<Channel>> OpenFdChannel(asio::io_context& io, int read_fd,

@@ -1,0 +1,57 @@
+#!/bin/bash
+# The Linux kernel's v9fs client against `ninefold serve`: Debian's 6.1 kernel under
+# QEMU mounts an exported directory with version=9p2000.L, 9p2000.u and 9p2000, over
+# trans=tcp and trans=fd, and runs fileops.sh (checked results) on each mount.
+# usage: kernel_test.sh NINEFOLD_BINARY [VERSION/TRANS ...]   (default: all six)
+# env: FILEOPS_BIG_MB (64), FILEOPS_DIR_ENTRIES (5000), KERNEL_TEST_TIMEOUT (900 s a run)
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+BIN=${1:?usage: kernel_test.sh NINEFOLD_BINARY [VERSION/TRANS ...]}; shift
+COMBOS=("$@")
+[ ${#COMBOS[@]} -gt 0 ] || COMBOS=(9p2000.L/tcp 9p2000.L/fd 9p2000.u/tcp 9p2000.u/fd
+                                   9p2000/tcp 9p2000/fd)
+export FILEOPS_BIG_MB=${FILEOPS_BIG_MB:-64} FILEOPS_DIR_ENTRIES=${FILEOPS_DIR_ENTRIES:-5000}
+TMO=${KERNEL_TEST_TIMEOUT:-900}
+
+"$HERE/setup.sh" >/dev/null || { echo "tests/kernel/setup.sh failed"; exit 1; }
+
+T=$(mktemp -d /tmp/ninefold-kernel.XXXXXX)
+chmod 755 "$T"   # the kernel attaches as 'nobody' first: the export must be reachable
+pass=0 fail=0
+PID=
+stop_server() { [ -n "$PID" ] && { kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; }; PID=; }
+trap 'stop_server; rm -rf "$T"' EXIT
+
+for combo in "${COMBOS[@]}"; do
+  version=${combo%/*} trans=${combo#*/}
+  export_dir=$T/export-$version-$trans
+  mkdir -p "$export_dir" && chmod 777 "$export_dir"
+  # A server per run, so each run's log stands alone; it stops by itself in any case.
+  timeout -k 5 $((TMO + 60)) "$BIN" serve --listen 'tcp!127.0.0.1!0' \
+    --listen "unix!$T/s.sock" --export "$export_dir" 2> "$T/server.log" &
+  PID=$!
+  for _ in $(seq 100); do grep -q "listening on unix" "$T/server.log" && break; sleep 0.1; done
+  port=$(sed -n 's/.*listening on tcp!127\.0\.0\.1!\([0-9]*\)$/\1/p' "$T/server.log")
+  case $trans in
+    tcp) where=(--port "$port") ;;
+    fd) where=(--socket "$T/s.sock") ;;
+  esac
+  echo "# $version over trans=$trans (${FILEOPS_BIG_MB} MiB file, ${FILEOPS_DIR_ENTRIES} entries)"
+  "$HERE/run.sh" "${where[@]}" --version "$version" --aname "$export_dir" --timeout "$TMO" \
+    --log "$T/console.log" "$HERE/fileops.sh" > "$T/run.out" 2>&1
+  rc=$?
+  grep -E '^(ok|not ok) |^# [0-9]+ MiB|entries: create' "$T/console.log" | sed 's/^/  /'
+  summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$T/console.log" | tail -1)
+  if [ $rc = 0 ]; then
+    echo "ok - $version/$trans: $summary"; pass=$((pass + 1))
+  else
+    echo "not ok - $version/$trans: run.sh exit $rc ${summary:+($summary)}"
+    tail -3 "$T/run.out" | sed 's/^/#   /'
+    grep -E ' (warn|error) ' "$T/server.log" | tail -5 | sed 's/^/#   server: /'
+    fail=$((fail + 1))
+  fi
+  stop_server
+  rm -rf "$export_dir"
+done
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]
