@@ -8,8 +8,9 @@ RELEASE := build/release
 DEBUG := build/debug
 ASAN := build/asan
 FUZZ := build/fuzz
+TSAN := build/tsan
 
-.PHONY: all deps build debug asan run test test-release test-asan fuzz bench format \
+.PHONY: all deps build debug asan run test test-release test-asan test-tsan fuzz bench format \
         check-format clean
 
 all: build
@@ -23,6 +24,9 @@ $(DEBUG)/build.ninja: | deps
 	cmake -S . -B $(DEBUG) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=Debug
 $(ASAN)/build.ninja: | deps
 	cmake -S . -B $(ASAN) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=Debug -DNINEFOLD_SANITIZE=ON \
+	  -DNINEFOLD_BENCH=OFF
+$(TSAN)/build.ninja: | deps
+	cmake -S . -B $(TSAN) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNINEFOLD_TSAN=ON \
 	  -DNINEFOLD_BENCH=OFF
 $(FUZZ)/build.ninja: | deps
 	CXX=clang++ cmake -S . -B $(FUZZ) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -42,13 +46,19 @@ run: build
 
 # Every test: unit and integration tests in a release and in an ASan+UBSan build, the
 # bounded fuzz run, and the format check.
-test: test-release test-asan fuzz check-format
+test: test-release test-asan test-tsan fuzz check-format
 
 test-release: build
 	cd $(RELEASE) && ctest --output-on-failure -j2
 
 test-asan: asan
 	cd $(ASAN) && ctest --output-on-failure -j2
+
+# ThreadSanitizer over the multi-threaded parts: the server framework and the back ends.
+test-tsan: $(TSAN)/build.ninja
+	cmake --build $(TSAN) --target server_test fs_test
+	TSAN_OPTIONS=halt_on_error=1 $(TSAN)/tests/server_test
+	TSAN_OPTIONS=halt_on_error=1 $(TSAN)/tests/fs_test --gtest_brief=1
 
 fuzz: $(FUZZ)/build.ninja
 	cmake --build $(FUZZ)

@@ -331,8 +331,10 @@ Result<Reply> HandleDirRead(Connection& c, Fid& f, const wire::Tread& m) {
             StatStrings strings;
             wire::Stat st = MakeStat(**child, *attr, std::string(d->name), dotu, strings);
             if (!wire::AppendDirStat(*out, &used, st, c.dialect())) {
-              if (used == 0) return Errno(EMSGSIZE, "a directory entry exceeds the read count");
-              full = true;  // this entry starts the next read
+              // This entry starts the next read. When not even it fits, the reply is
+              // empty, as in Plan 9 and QEMU: Linux fills its buffer with reads until
+              // one returns nothing, asking for the few bytes left at the end.
+              full = true;
               break;
             }
           }

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <set>
 #include <thread>
 
 #include "ninefold/fs/ramfs.h"
@@ -415,6 +416,64 @@ TEST_F(ServerTest, ClassicDialectsMapOntoTheFileServer) {
     }
     c.Call<wire::Rremove>(12, wire::Tremove{.fid = 3});
   }
+}
+
+}  // namespace
+}  // namespace ninefold::server
+
+namespace ninefold::server {
+namespace {
+
+// A 9P2000.u directory read of many entries, in replies of the size the Linux kernel
+// asks for (msize - 24), each name exactly once.
+TEST_F(ServerTest, ClassicDirectoryReadListsManyEntriesOnce) {
+  RawClient c(port_);
+  c.Version(Dialect::k9P2000u, 131072);
+  c.Attach(0, "ram");
+  c.Call<wire::Rwalk>(2, wire::Twalk{.fid = 0, .newfid = 1});
+  c.Call<wire::Rcreate>(
+      3, wire::Tcreate{.fid = 1, .name = "many", .perm = 0x80000000u | 0755, .mode = 0});
+  constexpr int kEntries = 3000;
+  for (int i = 0; i < kEntries; ++i) {
+    std::string name = "entry-" + std::to_string(i);
+    c.Call<wire::Rwalk>(4, wire::Twalk{.fid = 0, .newfid = 2, .wnames = {"many"}});
+    c.Call<wire::Rcreate>(5, wire::Tcreate{.fid = 2, .name = name, .perm = 0644, .mode = 1});
+    c.Call<wire::Rclunk>(6, wire::Tclunk{.fid = 2});
+  }
+  c.Call<wire::Rwalk>(7, wire::Twalk{.fid = 0, .newfid = 3, .wnames = {"many"}});
+  c.Call<wire::Ropen>(8, wire::Topen{.fid = 3, .mode = 0});
+  std::set<std::string> seen;
+  uint64_t offset = 0;
+  for (int reads = 0; reads < 1000; ++reads) {
+    c.Send(9, wire::Tread{.fid = 3, .offset = offset, .count = 131072 - 24});
+    auto r = c.Recv();
+    ASSERT_TRUE(r);
+    ASSERT_TRUE(std::holds_alternative<wire::Rread>(r->msg)) << wire::Format(*r, c.dialect_);
+    auto data = std::get<wire::Rread>(r->msg).data.bytes;
+    if (data.empty()) break;
+    offset += data.size();
+    while (!data.empty()) {
+      auto st = wire::DecodeDirStat(data, Dialect::k9P2000u);
+      ASSERT_TRUE(st) << st.error().ToString();
+      EXPECT_TRUE(seen.insert(std::string(st->name)).second) << "twice: " << st->name;
+    }
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kEntries));
+  // Linux asks for the last few bytes of its buffer: a count smaller than the next
+  // entry gets an empty reply, not an error, and the read after it goes on from there.
+  c.Send(10, wire::Tread{.fid = 3, .offset = 0, .count = 8192});
+  auto first = c.Recv();
+  ASSERT_TRUE(first);
+  uint64_t next = std::get<wire::Rread>(first->msg).data.size();
+  c.Send(11, wire::Tread{.fid = 3, .offset = next, .count = 20});
+  auto tiny = c.Recv();
+  ASSERT_TRUE(tiny);
+  ASSERT_TRUE(std::holds_alternative<wire::Rread>(tiny->msg)) << wire::Format(*tiny, c.dialect_);
+  EXPECT_EQ(std::get<wire::Rread>(tiny->msg).data.size(), 0u);
+  c.Send(12, wire::Tread{.fid = 3, .offset = next, .count = 8192});
+  auto more = c.Recv();
+  ASSERT_TRUE(more);
+  EXPECT_GT(std::get<wire::Rread>(more->msg).data.size(), 0u);
 }
 
 }  // namespace
