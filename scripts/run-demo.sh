@@ -30,5 +30,5 @@ Try, from another terminal:
 Every message printed: NINEFOLD_TRACE=1 make run.   Stop: Ctrl-C.
 MSG
 pre=()
-[ -n "${RUN_SECONDS:-}" ] && pre=(timeout -s INT "$RUN_SECONDS")
+[ -n "${RUN_SECONDS:-}" ] && pre=(timeout --preserve-status -s INT "$RUN_SECONDS")
 exec "${pre[@]}" "$BIN" serve --listen "$TCP" --listen "$UNIX" --export "$DEMO" --ctl
