@@ -54,9 +54,9 @@ std::shared_ptr<SyntheticDir> MakeCtlDir() {
   auto dir = SyntheticDir::Make();
   dir->AddFile("version", ReadOnly([] { return std::string(kCtlVersion); }));
   dir->AddFile("date", ReadOnly(Date));
-  dir->AddFile("zero", {.read = Zeros});
+  dir->AddFile("zero", {.read = Zeros, .may_block = false});
   dir->AddFile("zero100", {.read = Slow(Zeros)});
-  dir->AddFile("null", {.read = EndOfFile, .write = Discard});
+  dir->AddFile("null", {.read = EndOfFile, .write = Discard, .may_block = false});
   dir->AddFile("null100", {.read = EndOfFile, .write = Slow(Discard)});
   dir->AddFile("meminfo", ReadOnly([] { return ProcFile("/proc/meminfo"); }));
   return dir;

@@ -376,6 +376,8 @@ class RamNode final : public Node {
   }
 
   wire::Qid qid() const override { return inode_->qid(); }
+  // Memory only: nothing here waits (its locks are held only for memory operations).
+  bool may_block() const override { return false; }
 
   Result<std::unique_ptr<Node>> Walk(std::string_view name) override {
     std::lock_guard lock(fs_->mu);

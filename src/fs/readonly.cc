@@ -14,6 +14,7 @@ class ReadOnlyNode final : public Node {
   explicit ReadOnlyNode(std::unique_ptr<Node> inner) : inner_(std::move(inner)) {}
 
   wire::Qid qid() const override { return inner_->qid(); }
+  bool may_block() const override { return inner_->may_block(); }
 
   Result<std::unique_ptr<Node>> Walk(std::string_view name) override {
     return Wrap(inner_->Walk(name));

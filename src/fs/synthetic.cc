@@ -64,6 +64,8 @@ class SyntheticNode final : public Node {
 
   Result<std::unique_ptr<Node>> Clone() const override { return Make(path_, file_); }
 
+  bool may_block() const override { return file_ && file_->file.may_block; }
+
   Result<wire::Rgetattr> GetAttr(uint64_t) override {
     wire::Rgetattr r;
     r.valid = kGetattrBasic;

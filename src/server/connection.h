@@ -87,6 +87,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnClosed(const Error& why);
   void HandleVersion(uint16_t tag, const wire::Tversion& tv);
   void HandleFlush(uint16_t tag, const wire::Tflush& tf);
+  // Performs the request and encodes its reply (on a worker, or inline on the io thread).
+  transport::OutFrame Run(uint16_t tag, std::shared_ptr<std::vector<std::byte>> bytes,
+                          const wire::Frame& frame);
+  bool RunsInline(const wire::Frame& frame);
   // Runs on a worker: performs the request and posts the reply to the io thread.
   void Execute(uint16_t tag, std::shared_ptr<std::vector<std::byte>> bytes, wire::Frame frame,
                uint64_t generation);

@@ -56,6 +56,10 @@ class Node {
   // The file's qid, as Rwalk/Rattach/Rlopen report it.
   virtual wire::Qid qid() const = 0;
 
+  // False when no call on this node can block (in-memory files that never wait): the
+  // framework may then answer requests about it on its network thread directly.
+  virtual bool may_block() const { return true; }
+
   // --- navigation --------------------------------------------------------------------
   // One path element: never empty, never contains '/'. ".." is the parent, and at the
   // attach root ".." is the root itself: no walk may leave the tree.

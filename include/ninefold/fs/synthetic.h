@@ -55,6 +55,9 @@ struct SyntheticFile {
   std::function<Result<size_t>(uint64_t offset, std::span<const std::byte> data)> write;
   // The whole text of the file, taken once per open; used instead of `read` when set.
   std::function<Result<std::string>()> contents;
+  // Set to false when the callbacks return at once (no sleeping, no I/O): the server
+  // may then answer on its network thread without a hand-off to a worker.
+  bool may_block = true;
 };
 
 // A file whose text is `contents()` (see SyntheticFile::contents).
