@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "fs_test_util.h"
 #include "ninefold/wire/codec.h"
 
 namespace ninefold::fs {
@@ -25,15 +26,8 @@ using ::testing::UnorderedElementsAre;
 
 constexpr uint32_t kAtRemoveDir = 0x200;
 
-std::span<const std::byte> Bytes(std::string_view s) {
-  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
-}
-
-template <class T>
-std::error_code Code(const Result<T>& r) {
-  EXPECT_FALSE(r.has_value());
-  return r.has_value() ? std::error_code() : r.error().code();
-}
+using testing::Bytes;
+using testing::Code;
 
 class RamFsTest : public ::testing::Test {
  protected:

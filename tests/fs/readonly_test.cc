@@ -9,21 +9,15 @@
 #include <string>
 #include <vector>
 
+#include "fs_test_util.h"
 #include "ninefold/fs/ramfs.h"
 #include "ninefold/wire/codec.h"
 
 namespace ninefold::fs {
 namespace {
 
-std::span<const std::byte> Bytes(std::string_view s) {
-  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
-}
-
-template <class T>
-std::error_code Code(const Result<T>& r) {
-  EXPECT_FALSE(r.has_value());
-  return r.has_value() ? std::error_code() : r.error().code();
-}
+using testing::Bytes;
+using testing::Code;
 
 const std::error_code kRofs = std::make_error_code(std::errc::read_only_file_system);
 

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "fs_test_util.h"
 #include "ninefold/wire/codec.h"
 
 namespace ninefold::fs {
@@ -20,15 +21,8 @@ namespace {
 
 using ::testing::ElementsAre;
 
-std::span<const std::byte> Bytes(std::string_view s) {
-  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
-}
-
-template <class T>
-std::error_code Code(const Result<T>& r) {
-  EXPECT_FALSE(r.has_value());
-  return r.has_value() ? std::error_code() : r.error().code();
-}
+using testing::Bytes;
+using testing::Code;
 
 class SyntheticTest : public ::testing::Test {
  protected:
