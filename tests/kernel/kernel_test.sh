@@ -3,7 +3,9 @@
 # QEMU mounts an exported directory with version=9p2000.L, 9p2000.u and 9p2000, over
 # trans=tcp and trans=fd, and runs fileops.sh (checked results) on each mount.
 # usage: kernel_test.sh NINEFOLD_BINARY [VERSION/TRANS ...]   (default: all six)
-# env: FILEOPS_BIG_MB (64), FILEOPS_DIR_ENTRIES (5000), KERNEL_TEST_TIMEOUT (900 s a run)
+# env: FILEOPS_BIG_MB (64), FILEOPS_DIR_ENTRIES (5000), KERNEL_TEST_TIMEOUT (480 s a run)
+# A run over trans=fd that times out is tried once more, and says so: the guest's tty path
+# has been seen to stall (at msize 128 KiB; see issue notes) without any server error.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 BIN=${1:?usage: kernel_test.sh NINEFOLD_BINARY [VERSION/TRANS ...]}; shift
@@ -11,7 +13,7 @@ COMBOS=("$@")
 [ ${#COMBOS[@]} -gt 0 ] || COMBOS=(9p2000.L/tcp 9p2000.L/fd 9p2000.u/tcp 9p2000.u/fd
                                    9p2000/tcp 9p2000/fd)
 export FILEOPS_BIG_MB=${FILEOPS_BIG_MB:-64} FILEOPS_DIR_ENTRIES=${FILEOPS_DIR_ENTRIES:-5000}
-TMO=${KERNEL_TEST_TIMEOUT:-900}
+TMO=${KERNEL_TEST_TIMEOUT:-480}
 
 "$HERE/setup.sh" >/dev/null || { echo "tests/kernel/setup.sh failed"; exit 1; }
 
@@ -22,8 +24,8 @@ PID=
 stop_server() { [ -n "$PID" ] && { kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; }; PID=; }
 trap 'stop_server; rm -rf "$T"' EXIT
 
-for combo in "${COMBOS[@]}"; do
-  version=${combo%/*} trans=${combo#*/}
+run_combo() {  # run_combo VERSION TRANS: one boot, one fileops run; sets rc
+  local version=$1 trans=$2
   export_dir=$T/export-$version-$trans
   mkdir -p "$export_dir" && chmod 777 "$export_dir"
   # A server per run, so each run's log stands alone; it stops by itself in any case.
@@ -43,6 +45,19 @@ for combo in "${COMBOS[@]}"; do
     --log "$T/console.log" "$HERE/fileops.sh" > "$T/run.out" 2>&1
   rc=$?
   grep -E '^(ok|not ok) |^# [0-9]+ MiB|entries: create' "$T/console.log" | sed 's/^/  /'
+}
+
+for combo in "${COMBOS[@]}"; do
+  version=${combo%/*} trans=${combo#*/}
+  export_dir=$T/export-$version-$trans
+  run_combo "$version" "$trans"
+  if [ $rc = 124 ] && [ "$trans" = fd ]; then
+    echo "# $version/$trans timed out; trying once more (trans=fd tty stalls, see above)"
+    grep -E ' (warn|error) ' "$T/server.log" | tail -5 | sed 's/^/#   server: /'
+    stop_server
+    rm -rf "$export_dir"
+    run_combo "$version" "$trans"
+  fi
   summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$T/console.log" | tail -1)
   if [ $rc = 0 ]; then
     echo "ok - $version/$trans: $summary"; pass=$((pass + 1))
