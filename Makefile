@@ -10,7 +10,7 @@ ASAN := build/asan
 FUZZ := build/fuzz
 TSAN := build/tsan
 
-.PHONY: all deps build debug asan run test test-release test-asan test-tsan fuzz bench format \
+.PHONY: all deps build debug asan run test test-release test-asan test-tsan fuzz bench bench-server format \
         check-format clean
 
 all: build
@@ -66,6 +66,10 @@ fuzz: $(FUZZ)/build.ninja
 
 bench: build
 	scripts/run-bench.sh $(RELEASE)
+
+# ninefold serve against diod, side by side (docs/performance.md, "Server vs diod").
+bench-server: build
+	bench/server_vs_diod.sh $(RELEASE)
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')

@@ -3,8 +3,8 @@
 //
 //   p9load --addr 'tcp!127.0.0.1!5640' --aname /srv/x --op read --file big
 //          --outstanding 16 --msize 1M --bytes 1G
-//   op=read outstanding=16 msize=1048576 ops=1025 rpcs=1025 bytes=1074741248 seconds=0.61
-//   ops_s=1680 rpcs_s=1680 mb_s=1761.9 p50_us=9016.2 p99_us=15521.7      (one line)
+//   op=read outstanding=16 msize=1048576 ops=... rpcs=... bytes=... seconds=... ops_s=...
+//   rpcs_s=... mb_s=... p50_us=... p99_us=...      (one line; --json: one JSON object)
 //
 // One thread, one connection, one non-blocking socket: `--outstanding N` requests are kept
 // in flight with tags 0..N-1, each tag (a "slot") issuing its next request as soon as its

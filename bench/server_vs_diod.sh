@@ -35,7 +35,7 @@ SERVER_SECONDS=900  # hard limit on each server's life
 for f in "$NINEFOLD" "$P9LOAD"; do
   [ -x "$f" ] || { echo "missing $f: cmake --build $BUILD" >&2; exit 2; }
 done
-for tool in diod diodload python3; do
+for tool in diod diodload perl; do
   command -v $tool >/dev/null || { echo "missing $tool (scripts/install-deps.sh)" >&2; exit 2; }
 done
 
@@ -57,7 +57,7 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, Listen => 1)->sockport, "\n"'
 }
 
 # Server PIDs are those of `timeout`'s child, so /proc/PID/status is the server's own.
@@ -172,3 +172,6 @@ for row in "${ROWS[@]}"; do
 done
 echo
 echo "ratio = ninefold / diod: above 1 is ninefold faster, except on the RSS rows (lower is less memory)."
+echo
+echo "every reading (diod | ninefold), in run order:"
+for row in "${ROWS[@]}"; do printf "  %-38s |%s |%s\n" "$row" "${RES[$row|diod]}" "${RES[$row|ninefold]}"; done

@@ -261,7 +261,18 @@ transport::OutFrame Connection::Encode(uint16_t tag, const Reply& reply) const {
   transport::OutFrame out;
   Result<size_t> size = wire::EncodedSize(frame, dialect());
   if (size) {
-    out.head.resize(std::min<size_t>(*size, 1u << 17));
+    // The head is everything but the payload (Rread/Rreaddir data), which is sent from
+    // the reply's own buffer: size it exactly, so no payload-sized buffer is allocated.
+    size_t payload = std::visit(
+        [](const auto& m) -> size_t {
+          if constexpr (requires { m.data.bytes; }) {
+            return m.data.size();
+          } else {
+            return 0;
+          }
+        },
+        reply.msg);
+    out.head.resize(*size - payload);
     Result<wire::EncodedHead> head = wire::EncodeHead(frame, dialect(), out.head, msize());
     if (head) {
       out.head.resize(head->head_size);

@@ -42,6 +42,20 @@ struct Server::Impl {
     });
   }
 
+  void WaitForSignal() {
+    signals->async_wait([this](const std::error_code& ec, int signo) {
+      if (ec) return;  // cancelled: the server has stopped
+      if (stopping) {
+        Log(LogLevel::kInfo, "signal {}: already stopping", signo);
+      } else {
+        Log(LogLevel::kInfo, "signal {}: stop accepting, finish requests in flight", signo);
+        StopOnIoThread();
+      }
+      // Keep swallowing signals until the server has stopped.
+      if (!(stopping && connections.empty())) WaitForSignal();
+    });
+  }
+
   void StopOnIoThread() {
     if (stopping) return;
     stopping = true;
@@ -56,7 +70,10 @@ struct Server::Impl {
     if ((stopping || exit_when_idle) && connections.empty()) {
       stopping = true;
       work.reset();
-      signals.reset();
+      // Cancel the wait but keep the set: its handlers stay installed, so a second
+      // SIGTERM (timeout(1) sends one to the child and one to the group) cannot kill
+      // the process while it finishes.
+      if (signals) signals->cancel();
     }
   }
 
@@ -95,11 +112,7 @@ Result<transport::Address> Server::Listen(const transport::Address& address) {
 
 void Server::HandleSignals() {
   impl_->signals = std::make_unique<asio::signal_set>(impl_->io, SIGINT, SIGTERM);
-  impl_->signals->async_wait([impl = impl_.get()](const std::error_code& ec, int signo) {
-    if (ec) return;
-    Log(LogLevel::kInfo, "signal {}: stop accepting, finish requests in flight", signo);
-    impl->StopOnIoThread();
-  });
+  impl_->WaitForSignal();
 }
 
 void Server::Run() {

@@ -22,7 +22,8 @@
 namespace ninefold::transport {
 namespace {
 
-constexpr size_t kInitialBuffer = 64 * 1024;
+// Small to start (an idle connection costs little); grows to the largest frame seen.
+constexpr size_t kInitialBuffer = 8 * 1024;
 constexpr uint32_t kDefaultMaxFrame = 16u << 20;
 
 Error FromAsio(const std::error_code& ec, std::string_view what) {
