@@ -12,6 +12,7 @@
 #ifndef NINEFOLD_TRANSPORT_CHANNEL_H_
 #define NINEFOLD_TRANSPORT_CHANNEL_H_
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -76,6 +77,14 @@ class Listener {
 // A channel over inherited descriptors (fd!R!W); R and W may be the same descriptor.
 [[nodiscard]] Result<std::shared_ptr<Channel>> OpenFdChannel(asio::io_context& io, int read_fd,
                                                              int write_fd);
+
+// Connects to a tcp or unix address, or wraps fd!R!W, for a client. Connecting blocks the
+// calling thread (a tcp connect gives up after `timeout`); the channel then belongs to
+// `io` like any other. ECONNREFUSED, ENOENT (no such socket), ETIMEDOUT... carry the
+// address as context. shm!/PATH is not a byte stream: EAFNOSUPPORT here.
+[[nodiscard]] Result<std::shared_ptr<Channel>> Dial(
+    asio::io_context& io, const Address& address,
+    std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 }  // namespace ninefold::transport
 

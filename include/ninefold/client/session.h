@@ -1,0 +1,385 @@
+// Session: the asynchronous 9P client core. One Session speaks to one server over one
+// Channel: it negotiates version and msize, hands out tags and fids, keeps any number of
+// requests in flight (up to SessionOptions::max_outstanding; more wait in order for a
+// tag), and completes each operation through an Asio completion token — a callback,
+// asio::use_future or asio::use_awaitable all work:
+//
+//   auto s = co_await Session::AsyncConnect(channel, {.msize = 1 << 20}, use_awaitable);
+//   Result<wire::Qid> root = co_await (*s)->AsyncAttach(fid, "glenda", "", use_awaitable);
+//   Result<size_t> n = co_await (*s)->AsyncRead(fid, 0, buf, use_awaitable);
+//   (*s)->AsyncGetattr(fid, kGetattrBasic, [](Result<wire::Rgetattr> a) { ... });
+//
+// Every completion carries one Result<T>: the value, or an Error whose code is the server's
+// errno (Rlerror; a 9P2000.u Rerror's errno; for plain 9P2000 an errno recognised from the
+// message, else EIO, with the server's text as context), std::errc::operation_canceled
+// (cancelled by the caller and flushed), std::errc::timed_out (past its deadline and
+// flushed), std::errc::not_connected (the channel is gone: every pending and later
+// operation fails at once, none ever hangs), or EPROTO for a reply that breaks the
+// protocol (which also closes the session).
+//
+// Cancellation: bind an asio::cancellation_slot to the token
+// (asio::bind_cancellation_slot(signal.slot(), token)) and emit the signal from the
+// session's executor; the session sends Tflush for every request of that operation. The
+// operation completes with operation_canceled once the server confirms with Rflush —
+// unless the server answered first, in which case it completes with that answer, as 9P
+// requires. SessionOptions::deadline does the same for each request past its deadline,
+// completing with timed_out.
+//
+// Large reads and writes are split into iounit-sized requests, all issued at once and
+// reassembled in order; walks of more than 16 names are split into successive Twalks.
+//
+// Threading: a Session lives on its channel's io_context; all its state is touched only
+// there, so the request path takes no locks. Every public member function may be called
+// from any thread: the work is dispatched to the io_context (inline when the caller
+// already runs on it). Completion handlers run on the handler's associated executor (by
+// default inline on the io_context's thread: do not block in them). Buffers given to
+// AsyncRead/AsyncWrite must stay valid until the operation completes.
+#ifndef NINEFOLD_CLIENT_SESSION_H_
+#define NINEFOLD_CLIENT_SESSION_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "asio/associated_cancellation_slot.hpp"
+#include "asio/associated_executor.hpp"
+#include "asio/async_result.hpp"
+#include "asio/dispatch.hpp"
+#include "asio/io_context.hpp"
+#include "ninefold/base/result.h"
+#include "ninefold/transport/channel.h"
+#include "ninefold/wire/messages.h"
+
+namespace ninefold::client {
+
+struct SessionOptions {
+  // Proposed in Tversion; the session uses what the server answers (never more).
+  uint32_t msize = 512 * 1024;
+  wire::Dialect dialect = wire::Dialect::k9P2000L;
+  // Requests on the wire at once; later ones wait in order for a free tag.
+  uint32_t max_outstanding = 256;
+  // Each request's deadline (zero: none). A request still unanswered after it is flushed
+  // and its operation completes with std::errc::timed_out.
+  std::chrono::milliseconds deadline{0};
+};
+
+// Counters; Session::stats() may be read from any thread.
+struct SessionStats {
+  uint64_t requests = 0;       // T-messages sent (flushes included)
+  uint64_t flushes = 0;        // Tflush sent
+  uint64_t bytes_read = 0;     // Rread payload delivered into callers' buffers
+  uint64_t bytes_written = 0;  // Twrite payload the server accepted
+  uint64_t bytes_copied = 0;   // payload bytes the client copied (every Rread byte today)
+  uint64_t bytes_shared = 0;   // payload bytes moved without a copy (shm transport)
+};
+
+// One directory entry of AsyncReaddir, owned. For 9P2000/.u the entry comes from a stat
+// and `offset` is the byte offset at which the next read continues.
+struct DirEntry {
+  wire::Qid qid;
+  uint64_t offset = 0;
+  uint8_t type = 0;  // DT_* (from the qid type for 9P2000/.u)
+  std::string name;
+};
+
+// A 9P2000/.u stat, owned (Rstat's strings are views into the reply).
+struct OwnedStat {
+  uint16_t type = 0;
+  uint32_t dev = 0;
+  wire::Qid qid;
+  uint32_t mode = 0;  // DM* bits | permissions
+  uint32_t atime = 0;
+  uint32_t mtime = 0;
+  uint64_t length = 0;
+  std::string name, uid, gid, muid, extension;
+  uint32_t n_uid = wire::kNoUid, n_gid = wire::kNoUid, n_muid = wire::kNoUid;
+};
+
+// Rgetlock, owned.
+struct LockInfo {
+  uint8_t type = 0;
+  uint64_t start = 0;
+  uint64_t length = 0;
+  uint32_t proc_id = 0;
+  std::string client_id;
+};
+
+// Tgetattr request masks (9P2000.L).
+constexpr uint64_t kGetattrBasic = 0x7ff;
+constexpr uint64_t kGetattrAll = 0x3fff;
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  using Fid = uint32_t;
+  template <class T>
+  using Signature = void(Result<T>);
+
+  // Starts `channel` (which must not have been started), sends Tversion and completes with
+  // the session once Rversion arrives. A server that answers another dialect fails with
+  // EPROTONOSUPPORT naming its answer.
+  template <class Token>
+  static auto AsyncConnect(std::shared_ptr<transport::Channel> channel, SessionOptions options,
+                           asio::io_context::executor_type executor, Token&& token) {
+    return asio::async_initiate<Token, Signature<std::shared_ptr<Session>>>(
+        [](auto handler, std::shared_ptr<transport::Channel> ch, SessionOptions opts,
+           asio::io_context::executor_type ex) {
+          std::shared_ptr<Session> s(new Session(std::move(ch), opts, ex));
+          auto done = s->Wrap<std::shared_ptr<Session>>(std::move(handler));
+          asio::dispatch(ex, [s, done = std::move(done)]() mutable { s->StartConnect(done); });
+        },
+        token, std::move(channel), options, executor);
+  }
+
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Negotiated values (fixed once connected).
+  uint32_t msize() const { return msize_; }
+  wire::Dialect dialect() const { return options_.dialect; }
+  // The largest Tread/Twrite payload: msize - 24.
+  uint32_t iounit() const { return msize_ - static_cast<uint32_t>(wire::kIoHeaderSize); }
+  const SessionOptions& options() const { return options_; }
+  const std::string& peer() const;
+  asio::io_context::executor_type get_executor() const { return executor_; }
+  SessionStats stats() const;
+
+  // A fid number unused on this session until released. AsyncClunk and AsyncRemove
+  // release their fid whatever the outcome; ReleaseFid is for a fid the server does not
+  // hold (a walk that failed). Any thread.
+  Fid AllocFid();
+  void ReleaseFid(Fid fid);
+
+  // Closes the channel; every pending operation completes with not_connected. Any thread.
+  // An open session keeps itself alive (its channel refers to it) until Close() or until
+  // the connection ends; drop the last shared_ptr only after that.
+  void Close();
+  // False once the channel closed (either side) or a reply broke the protocol.
+  bool connected() const { return connected_.load(std::memory_order_acquire); }
+
+  // --- operations (all dialects unless noted) --------------------------------------------
+  // Tattach without authentication (afid NOFID); n_uname is sent in .u and .L.
+  template <class Token>
+  auto AsyncAttach(Fid fid, std::string uname, std::string aname, Token&& token,
+                   uint32_t n_uname = wire::kNoUid) {
+    return Call<wire::Qid>(token, [=, this](Done<wire::Qid> done) {
+      Send(wire::Tattach{.fid = fid, .afid = wire::kNoFid, .uname = uname, .aname = aname,
+                         .n_uname = n_uname},
+           Map<wire::Rattach>(std::move(done), [](const wire::Rattach& r) { return r.qid; }));
+    });
+  }
+
+  // Walks `names` from fid to newfid (newfid may equal fid; no names clones the fid).
+  // More than 16 names go in several Twalks. A name that does not exist fails with ENOENT
+  // naming it; newfid is then not in use. Completes with one qid per name.
+  template <class Token>
+  auto AsyncWalk(Fid fid, Fid newfid, std::vector<std::string> names, Token&& token) {
+    return Call<std::vector<wire::Qid>>(token, [=, this](Done<std::vector<wire::Qid>> done) {
+      StartWalk(fid, newfid, names, std::move(done));
+    });
+  }
+
+  // Reads up to dest.size() bytes at offset (concurrent Treads when larger than the
+  // iounit). Completes with the bytes read: fewer only at the end of the file.
+  template <class Token>
+  auto AsyncRead(Fid fid, uint64_t offset, std::span<std::byte> dest, Token&& token) {
+    return Call<size_t>(token, [=, this](Done<size_t> done) {
+      StartRead(fid, offset, dest, std::move(done));
+    });
+  }
+  // Writes src at offset (concurrent Twrites when larger than the iounit). Completes with
+  // the bytes written; fewer than src.size() only if the server wrote less.
+  template <class Token>
+  auto AsyncWrite(Fid fid, uint64_t offset, std::span<const std::byte> src, Token&& token) {
+    return Call<size_t>(token, [=, this](Done<size_t> done) {
+      StartWrite(fid, offset, src, std::move(done));
+    });
+  }
+
+  // One directory read of an open directory: 9P2000.L Treaddir at `offset` (0, then the
+  // last entry's offset), or a 9P2000/.u Tread of stats (offset in bytes, continue at the
+  // last entry's offset). An empty vector is the end.
+  template <class Token>
+  auto AsyncReaddir(Fid fid, uint64_t offset, Token&& token) {
+    return Call<std::vector<DirEntry>>(token, [=, this](Done<std::vector<DirEntry>> done) {
+      StartReaddir(fid, offset, std::move(done));
+    });
+  }
+
+  // Tclunk / Tremove: the fid returns to the pool whatever the outcome.
+  template <class Token>
+  auto AsyncClunk(Fid fid, Token&& token) {
+    return Call<void>(token, [=, this](Done<void> done) {
+      Send(wire::Tclunk{.fid = fid}, Release(fid, std::move(done)));
+    });
+  }
+  template <class Token>
+  auto AsyncRemove(Fid fid, Token&& token) {
+    return Call<void>(token, [=, this](Done<void> done) {
+      Send(wire::Tremove{.fid = fid}, Release(fid, std::move(done)));
+    });
+  }
+
+  // 9P2000.L Tgetattr.
+  template <class Token>
+  auto AsyncGetattr(Fid fid, uint64_t mask, Token&& token) {
+    return AsyncRequest<wire::Rgetattr>(wire::Tgetattr{.fid = fid, .request_mask = mask},
+                                        std::forward<Token>(token));
+  }
+  // 9P2000.L Treadlink.
+  template <class Token>
+  auto AsyncReadlink(Fid fid, Token&& token) {
+    return Call<std::string>(token, [=, this](Done<std::string> done) {
+      Send(wire::Treadlink{.fid = fid},
+           Map<wire::Rreadlink>(std::move(done),
+                                [](const wire::Rreadlink& r) { return std::string(r.target); }));
+    });
+  }
+  // 9P2000/.u Tstat.
+  template <class Token>
+  auto AsyncStat(Fid fid, Token&& token) {
+    return Call<OwnedStat>(token, [=, this](Done<OwnedStat> done) {
+      Send(wire::Tstat{.fid = fid},
+           Map<wire::Rstat>(std::move(done), [](const wire::Rstat& r) { return Own(r.stat); }));
+    });
+  }
+  // 9P2000.L Tgetlock.
+  template <class Token>
+  auto AsyncGetlock(wire::Tgetlock request, std::string client_id, Token&& token) {
+    return Call<LockInfo>(token, [=, this](Done<LockInfo> done) mutable {
+      request.client_id = client_id;
+      Send(request, Map<wire::Rgetlock>(std::move(done), [](const wire::Rgetlock& r) {
+             return LockInfo{r.type, r.start, r.length, r.proc_id, std::string(r.client_id)};
+           }));
+    });
+  }
+
+  // Any other request whose reply holds no views — Tlopen, Tlcreate, Tsetattr, Tmkdir,
+  // Tsymlink, Tmknod, Tlink, Trename, Trenameat, Tunlinkat, Tstatfs, Tfsync, Tlock,
+  // Txattrwalk, Txattrcreate, Topen, Tcreate, Twstat — completing with its reply:
+  //   session->AsyncRequest<wire::Rlopen>(wire::Tlopen{.fid = f, .flags = O_RDONLY}, token);
+  // The request is encoded before this returns, so its string views need only live until
+  // then. A reply of another type fails with EPROTO.
+  template <class Reply, class Request, class Token>
+  auto AsyncRequest(const Request& request, Token&& token) {
+    Result<std::vector<std::byte>> frame = EncodeRequest(wire::Message(request));
+    return Call<Reply>(token, [this, frame = std::move(frame)](Done<Reply> done) mutable {
+      if (!frame) return done(Unexpected(frame.error()));
+      SendEncoded(std::move(*frame), {}, Map<Reply>(std::move(done), [](const Reply& r) { return r; }));
+    });
+  }
+
+ private:
+  struct Impl;
+  struct OpState;  // one caller-visible operation: its tags, for cancellation
+  struct Walk;
+
+  // A completion: the function that finishes the operation, and the operation it is part
+  // of (requests sent on its behalf are flushed together when it is cancelled).
+  template <class T>
+  struct Done {
+    std::shared_ptr<OpState> op;
+    std::function<void(Result<T>)> fn;
+    void operator()(Result<T> r) const { fn(std::move(r)); }
+  };
+  // The decoded reply (valid during the call) or an Error.
+  using RawDone = Done<const wire::Message*>;
+
+  Session(std::shared_ptr<transport::Channel> channel, SessionOptions options,
+          asio::io_context::executor_type executor);
+
+  // Makes a Done that completes `handler` on its associated executor and flushes the
+  // operation's requests when the handler's cancellation slot fires.
+  template <class T, class Handler>
+  Done<T> Wrap(Handler handler) {
+    auto op = NewOp();
+    auto slot = asio::get_associated_cancellation_slot(handler);
+    if (slot.is_connected()) {
+      slot.assign([weak = weak_from_this(), op](asio::cancellation_type) {
+        if (auto self = weak.lock()) self->Cancel(op);
+      });
+    }
+    auto ex = asio::get_associated_executor(handler, executor_);
+    auto h = std::make_shared<Handler>(std::move(handler));
+    return Done<T>{op, [h, ex](Result<T> r) {
+                     auto mine = asio::get_associated_cancellation_slot(*h);
+                     if (mine.is_connected()) mine.clear();
+                     asio::dispatch(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); });
+                   }};
+  }
+
+  // async_initiate + a hop to the io thread, where `start(done)` runs.
+  template <class T, class Token, class Start>
+  auto Call(Token& token, Start start) {
+    return asio::async_initiate<Token, Signature<T>>(
+        [this](auto handler, Start s) {
+          auto done = Wrap<T>(std::move(handler));
+          asio::dispatch(executor_, [self = shared_from_this(), s = std::move(s),
+                                     done = std::move(done)]() mutable { s(std::move(done)); });
+        },
+        token, std::move(start));
+  }
+
+  // A RawDone that converts a reply of type R with `make` and hands it to `done`.
+  template <class R, class T, class F>
+  static RawDone Map(Done<T> done, F make) {
+    auto op = done.op;
+    return RawDone{op, [done = std::move(done), make](Result<const wire::Message*> r) {
+                     if (!r) return done(Unexpected(r.error()));
+                     if (const R* reply = std::get_if<R>(*r)) return done(make(*reply));
+                     done(Unexpected(WrongReply(R::kName, **r)));
+                   }};
+  }
+  // For Rclunk/Rremove: release the fid, then complete.
+  RawDone Release(Fid fid, Done<void> done);
+  static Error WrongReply(std::string_view expected, const wire::Message& got);
+  static OwnedStat Own(const wire::Stat& stat);
+
+  Result<std::vector<std::byte>> EncodeRequest(const wire::Message& request) const;
+  // Encodes and sends `request` for `done.op`; the tag is filled in here.
+  void Send(const wire::Message& request, RawDone done);
+  // Sends an encoded frame (tag bytes patched here) followed by `payload`, which is not
+  // copied and must stay valid until `done` runs.
+  void SendEncoded(std::vector<std::byte> frame, std::span<const std::byte> payload,
+                   RawDone done);
+
+  std::shared_ptr<OpState> NewOp();
+  void Cancel(const std::shared_ptr<OpState>& op);  // any thread
+  // io thread: the request machinery (session.cc).
+  void Transmit(uint16_t tag, std::vector<std::byte> frame, std::span<const std::byte> payload,
+                RawDone done);
+  void Pump();
+  RawDone Retire(uint16_t tag);
+  void Flush(uint16_t tag, Error why);
+  void Fail(Error why);
+  void OnFrame(std::span<const std::byte> frame);
+  void OnClose(const Error& why);
+  void ArmDeadlines();
+  void CountRead(size_t n);
+  void CountWritten(size_t n);
+  void StartConnect(Done<std::shared_ptr<Session>> done);
+  void StartWalk(Fid fid, Fid newfid, std::vector<std::string> names,
+                 Done<std::vector<wire::Qid>> done);
+  void StartRead(Fid fid, uint64_t offset, std::span<std::byte> dest, Done<size_t> done);
+  void StartWrite(Fid fid, uint64_t offset, std::span<const std::byte> src, Done<size_t> done);
+  void StartReaddir(Fid fid, uint64_t offset, Done<std::vector<DirEntry>> done);
+
+  const std::shared_ptr<transport::Channel> channel_;
+  const asio::io_context::executor_type executor_;
+  SessionOptions options_;  // dialect fixed at construction
+  uint32_t msize_ = 0;      // set once by Rversion, before the session is handed out
+  std::atomic<bool> connected_{false};
+  std::shared_ptr<Session> self_;  // io thread: set while the channel is open
+  std::unique_ptr<Impl> impl_;  // io-thread state (tags, queue, counters, fid pool)
+};
+
+}  // namespace ninefold::client
+
+#endif  // NINEFOLD_CLIENT_SESSION_H_

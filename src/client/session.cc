@@ -1,0 +1,444 @@
+// The Session core: tags, the wait queue, reply dispatch, flush, deadlines and failure.
+// Everything in Impl is touched only on the session's io thread, except the fid pool
+// (fid_mu) and the counters (atomics), which any thread may use.
+#include "ninefold/client/session.h"
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <mutex>
+
+#include "asio/post.hpp"
+#include "asio/steady_timer.hpp"
+#include "fmt/format.h"
+#include "ninefold/base/log.h"
+#include "ninefold/wire/codec.h"
+
+namespace ninefold::client {
+
+using Clock = std::chrono::steady_clock;
+
+struct Session::OpState {
+  std::vector<uint16_t> tags;  // its requests on the wire
+  bool cancelled = false;
+};
+
+namespace {
+
+// A request on the wire (slots_ is indexed by tag).
+struct Slot {
+  bool in_use = false;
+  bool is_flush = false;   // a Tflush; `flush_of` is the tag it flushes
+  bool flushing = false;   // a Tflush for it is on the wire
+  bool answered = false;   // its reply arrived while the flush was pending
+  uint8_t type = 0;        // the T-message's type byte, for error context
+  uint16_t flush_of = 0;
+  Error abort;             // what the operation completes with if the flush wins
+  Clock::time_point sent;
+};
+
+// What the errno of a 9P2000 Rerror's text is, when it is one we know: Plan 9's own
+// strings and the strerror() texts Unix servers send.
+int ErrnoFromText(std::string_view text) {
+  static constexpr std::pair<std::string_view, int> kPlan9[] = {
+      {"file does not exist", ENOENT}, {"permission denied", EACCES},
+      {"file already exists", EEXIST}, {"file exists", EEXIST},
+      {"not a directory", ENOTDIR},    {"is a directory", EISDIR},
+      {"directory not empty", ENOTEMPTY}, {"file is a directory", EISDIR},
+      {"unknown fid", EBADF},          {"read/write -- on non open fid", EBADF},
+  };
+  for (const auto& [s, e] : kPlan9) {
+    if (text == s) return e;
+  }
+  for (int e = 1; e < 134; ++e) {
+    if (text == std::strerror(e)) return e;
+  }
+  return EIO;
+}
+
+Error ReplyError(const wire::Message& reply, uint8_t request_type) {
+  std::string_view request = wire::TypeName(request_type);
+  if (const auto* l = std::get_if<wire::Rlerror>(&reply)) {
+    return Error(std::error_code(static_cast<int>(l->ecode), std::generic_category()),
+                 std::string(request));
+  }
+  const auto& r = std::get<wire::Rerror>(reply);
+  int err = r.errnum != 0 ? static_cast<int>(r.errnum) : ErrnoFromText(r.ename);
+  return Error(std::error_code(err, std::generic_category()),
+               fmt::format("{}: server says '{}'", request, r.ename));
+}
+
+}  // namespace
+
+struct Session::Impl {
+  explicit Impl(asio::io_context::executor_type ex) : deadline_timer(ex) {}
+
+  // io thread.
+  std::vector<Slot> slots;
+  std::vector<RawDone> dones;   // by tag, beside slots (RawDone is not trivially movable)
+  std::vector<uint16_t> free_tags;        // tags for requests: [0, max_outstanding)
+  std::vector<uint16_t> free_flush_tags;  // tags for Tflush: [max_outstanding, 2*max)
+  struct Waiting {
+    std::vector<std::byte> frame;
+    std::span<const std::byte> payload;
+    RawDone done;
+  };
+  std::deque<Waiting> waiting;
+  RawDone version_done;  // the Tversion's completion until Rversion
+  bool closed = false;
+  Error failure;
+  asio::steady_timer deadline_timer;
+
+  // Any thread.
+  std::mutex fid_mu;
+  std::vector<Fid> free_fids;  // guarded by fid_mu
+  Fid next_fid = 1;            // guarded by fid_mu
+  std::atomic<uint64_t> requests{0}, flushes{0}, bytes_read{0}, bytes_written{0};
+};
+
+Session::Session(std::shared_ptr<transport::Channel> channel, SessionOptions options,
+                 asio::io_context::executor_type executor)
+    : channel_(std::move(channel)),
+      executor_(executor),
+      options_(options),
+      impl_(std::make_unique<Impl>(executor)) {
+  options_.max_outstanding = std::clamp<uint32_t>(options_.max_outstanding, 1, 32000);
+  uint32_t n = options_.max_outstanding;
+  impl_->slots.resize(2 * n);
+  impl_->dones.resize(2 * n);
+  for (uint32_t t = n; t-- > 0;) impl_->free_tags.push_back(static_cast<uint16_t>(t));
+  for (uint32_t t = 2 * n; t-- > n;) impl_->free_flush_tags.push_back(static_cast<uint16_t>(t));
+}
+
+Session::~Session() = default;
+
+const std::string& Session::peer() const { return channel_->peer(); }
+
+SessionStats Session::stats() const {
+  SessionStats s;
+  s.requests = impl_->requests.load(std::memory_order_relaxed);
+  s.flushes = impl_->flushes.load(std::memory_order_relaxed);
+  s.bytes_read = impl_->bytes_read.load(std::memory_order_relaxed);
+  s.bytes_written = impl_->bytes_written.load(std::memory_order_relaxed);
+  s.bytes_copied = s.bytes_read;  // byte streams: every Rread byte is copied out once
+  return s;
+}
+
+Session::Fid Session::AllocFid() {
+  std::lock_guard lock(impl_->fid_mu);
+  if (!impl_->free_fids.empty()) {
+    Fid fid = impl_->free_fids.back();
+    impl_->free_fids.pop_back();
+    return fid;
+  }
+  return impl_->next_fid++;
+}
+
+void Session::ReleaseFid(Fid fid) {
+  std::lock_guard lock(impl_->fid_mu);
+  impl_->free_fids.push_back(fid);
+}
+
+void Session::CountRead(size_t n) { impl_->bytes_read.fetch_add(n, std::memory_order_relaxed); }
+void Session::CountWritten(size_t n) {
+  impl_->bytes_written.fetch_add(n, std::memory_order_relaxed);
+}
+
+std::shared_ptr<Session::OpState> Session::NewOp() { return std::make_shared<OpState>(); }
+
+Session::RawDone Session::Release(Fid fid, Done<void> done) {
+  auto op = done.op;
+  return RawDone{op, [this, fid, done = std::move(done)](Result<const wire::Message*> r) {
+                   ReleaseFid(fid);
+                   if (!r) return done(Unexpected(r.error()));
+                   done(Result<void>());
+                 }};
+}
+
+Error Session::WrongReply(std::string_view expected, const wire::Message& got) {
+  return Error(std::errc::protocol_error,
+               fmt::format("expected {}, got {}", expected, wire::TypeName(wire::TypeOf(got))));
+}
+
+OwnedStat Session::Own(const wire::Stat& s) {
+  return OwnedStat{s.type,        s.dev,         s.qid,          s.mode,
+                   s.atime,       s.mtime,       s.length,       std::string(s.name),
+                   std::string(s.uid), std::string(s.gid), std::string(s.muid),
+                   std::string(s.extension), s.n_uid, s.n_gid, s.n_muid};
+}
+
+Result<std::vector<std::byte>> Session::EncodeRequest(const wire::Message& request) const {
+  // Before Rversion (msize_ 0) only Tversion is encoded, against the proposed msize.
+  return wire::Encode(wire::Frame{.tag = 0, .msg = request}, options_.dialect,
+                      msize_ ? msize_ : options_.msize);
+}
+
+void Session::Send(const wire::Message& request, RawDone done) {
+  Result<std::vector<std::byte>> frame = EncodeRequest(request);
+  if (!frame) return done(Unexpected(frame.error()));
+  SendEncoded(std::move(*frame), {}, std::move(done));
+}
+
+void Session::SendEncoded(std::vector<std::byte> frame, std::span<const std::byte> payload,
+                          RawDone done) {
+  Impl& im = *impl_;
+  if (im.closed) return done(Unexpected(im.failure));
+  if (done.op && done.op->cancelled) {
+    return done(Unexpected(Error(std::errc::operation_canceled, "cancelled before sending")));
+  }
+  if (im.free_tags.empty() || !im.waiting.empty()) {
+    im.waiting.push_back({std::move(frame), payload, std::move(done)});
+    return;
+  }
+  uint16_t tag = im.free_tags.back();
+  im.free_tags.pop_back();
+  Transmit(tag, std::move(frame), payload, std::move(done));
+}
+
+void Session::Transmit(uint16_t tag, std::vector<std::byte> frame,
+                       std::span<const std::byte> payload, RawDone done) {
+  Impl& im = *impl_;
+  frame[5] = static_cast<std::byte>(tag & 0xff);
+  frame[6] = static_cast<std::byte>(tag >> 8);
+  im.slots[tag] = Slot{.in_use = true, .type = static_cast<uint8_t>(frame[4]),
+                       .sent = Clock::now()};
+  if (done.op) done.op->tags.push_back(tag);
+  im.dones[tag] = std::move(done);
+  im.requests.fetch_add(1, std::memory_order_relaxed);
+  channel_->Send(transport::OutFrame{std::move(frame), payload, nullptr});
+}
+
+// Sends what waits for a tag, in order, while tags are free.
+void Session::Pump() {
+  Impl& im = *impl_;
+  while (!im.closed && !im.waiting.empty() && !im.free_tags.empty()) {
+    Impl::Waiting w = std::move(im.waiting.front());
+    im.waiting.pop_front();
+    if (w.done.op && w.done.op->cancelled) {
+      w.done(Unexpected(Error(std::errc::operation_canceled, "cancelled before sending")));
+      continue;
+    }
+    uint16_t tag = im.free_tags.back();
+    im.free_tags.pop_back();
+    Transmit(tag, std::move(w.frame), w.payload, std::move(w.done));
+  }
+}
+
+// Frees a request's tag and returns its completion.
+Session::RawDone Session::Retire(uint16_t tag) {
+  Impl& im = *impl_;
+  RawDone done = std::move(im.dones[tag]);
+  im.dones[tag] = RawDone{};
+  if (done.op) std::erase(done.op->tags, tag);
+  bool flush = im.slots[tag].is_flush;
+  im.slots[tag] = Slot{};
+  (flush ? im.free_flush_tags : im.free_tags).push_back(tag);
+  return done;
+}
+
+void Session::Flush(uint16_t tag, Error why) {
+  Impl& im = *impl_;
+  Slot& slot = im.slots[tag];
+  if (im.closed || !slot.in_use || slot.is_flush || slot.flushing) return;
+  slot.flushing = true;
+  slot.abort = std::move(why);
+  uint16_t ftag = im.free_flush_tags.back();  // one per request tag: never empty
+  im.free_flush_tags.pop_back();
+  Result<std::vector<std::byte>> frame = EncodeRequest(wire::Tflush{.oldtag = tag});
+  NINEFOLD_CHECK(frame.has_value());
+  (*frame)[5] = static_cast<std::byte>(ftag & 0xff);
+  (*frame)[6] = static_cast<std::byte>(ftag >> 8);
+  im.slots[ftag] = Slot{.in_use = true, .is_flush = true, .type = wire::Tflush::kType,
+                        .flush_of = tag, .sent = Clock::now()};
+  im.requests.fetch_add(1, std::memory_order_relaxed);
+  im.flushes.fetch_add(1, std::memory_order_relaxed);
+  channel_->Send(transport::OutFrame{std::move(*frame), {}, nullptr});
+}
+
+void Session::Cancel(const std::shared_ptr<OpState>& op) {
+  asio::post(executor_, [self = shared_from_this(), op] {
+    if (op->cancelled) return;
+    op->cancelled = true;
+    std::vector<uint16_t> tags = op->tags;
+    for (uint16_t tag : tags) self->Flush(tag, Error(std::errc::operation_canceled, "flushed"));
+  });
+}
+
+void Session::Close() {
+  asio::dispatch(executor_, [self = shared_from_this()] {
+    self->Fail(Error(std::errc::not_connected, "session closed"));
+  });
+}
+
+void Session::Fail(Error why) {
+  Impl& im = *impl_;
+  if (im.closed) return;
+  // Connected, the session keeps itself alive (self_); from here on only its users do.
+  auto keep = std::move(self_);
+  im.closed = true;
+  im.failure = std::move(why);
+  connected_.store(false, std::memory_order_release);
+  im.deadline_timer.cancel();
+  channel_->Close();
+  if (im.version_done.fn) {
+    RawDone d = std::move(im.version_done);
+    d(Unexpected(im.failure));
+  }
+  for (size_t tag = 0; tag < im.slots.size(); ++tag) {
+    if (!im.slots[tag].in_use) continue;
+    bool flush = im.slots[tag].is_flush;
+    bool answered = im.slots[tag].answered;
+    RawDone d = Retire(static_cast<uint16_t>(tag));
+    if (!flush && !answered) d(Unexpected(im.failure));
+  }
+  std::deque<Impl::Waiting> waiting = std::move(im.waiting);
+  for (auto& w : waiting) w.done(Unexpected(im.failure));
+}
+
+void Session::OnClose(const Error& why) {
+  std::string reason = why.code() ? why.ToString() : "the server closed the connection";
+  Fail(Error(std::errc::not_connected, fmt::format("{}: {}", channel_->peer(), reason)));
+}
+
+void Session::OnFrame(std::span<const std::byte> bytes) {
+  Impl& im = *impl_;
+  if (im.closed) return;
+  auto keep = shared_from_this();  // a completion may Close() and drop the last reference
+  uint16_t tag = static_cast<uint16_t>(std::to_integer<uint16_t>(bytes[5]) |
+                                       (std::to_integer<uint16_t>(bytes[6]) << 8));
+  wire::Limits limits{.msize = msize_ ? msize_ : options_.msize};
+  Result<wire::Frame> frame = wire::Decode(bytes, options_.dialect, limits);
+  if (!frame && tag == wire::kNoTag && im.version_done.fn &&
+      frame.error().code() == Errc::kWrongDialect) {
+    // A server refusing our version may answer in its own dialect (diod: Rlerror).
+    frame = wire::Decode(bytes, wire::Dialect::k9P2000L, limits);
+  }
+  if (!frame) {
+    return Fail(Error(frame.error().code(),
+                      fmt::format("malformed reply from {}: {}", channel_->peer(),
+                                  frame.error().ToString())));
+  }
+  if (tag == wire::kNoTag && im.version_done.fn) {
+    RawDone d = std::move(im.version_done);
+    im.version_done = RawDone{};
+    return d(&frame->msg);
+  }
+  if (tag >= im.slots.size() || !im.slots[tag].in_use) {
+    return Fail(Error(std::errc::protocol_error,
+                      fmt::format("{} answered tag {}, which is not in flight: {}",
+                                  channel_->peer(), tag, wire::Format(*frame, options_.dialect))));
+  }
+  Slot& slot = im.slots[tag];
+  const wire::Message& msg = frame->msg;
+  if (slot.is_flush) {
+    if (!std::holds_alternative<wire::Rflush>(msg)) {
+      return Fail(Error(std::errc::protocol_error,
+                        fmt::format("{} answered Tflush with {}", channel_->peer(),
+                                    wire::TypeName(wire::TypeOf(msg)))));
+    }
+    uint16_t old = slot.flush_of;
+    Retire(tag);
+    bool answered = im.slots[old].answered;
+    Error abort = im.slots[old].abort;
+    RawDone d = Retire(old);
+    Pump();
+    if (!answered) d(Unexpected(std::move(abort)));
+    return;
+  }
+  bool is_error = std::holds_alternative<wire::Rlerror>(msg) ||
+                  std::holds_alternative<wire::Rerror>(msg);
+  uint8_t type = slot.type;
+  RawDone d;
+  if (slot.flushing) {
+    // Answered before the flush: the operation gets this answer; the tag stays taken
+    // until Rflush.
+    slot.answered = true;
+    d = std::move(im.dones[tag]);
+    im.dones[tag] = RawDone{};
+    if (d.op) std::erase(d.op->tags, tag);
+  } else {
+    d = Retire(tag);
+    Pump();
+  }
+  if (is_error) return d(Unexpected(ReplyError(msg, type)));
+  d(&msg);
+}
+
+// Flushes requests past their deadline; declares the server dead when even a Tflush is
+// not answered within the deadline.
+void Session::ArmDeadlines() {
+  if (options_.deadline.count() <= 0) return;
+  auto period = std::max<Clock::duration>(options_.deadline / 4, std::chrono::milliseconds(1));
+  impl_->deadline_timer.expires_after(period);
+  impl_->deadline_timer.async_wait([weak = weak_from_this()](const std::error_code& ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->impl_->closed) return;
+    Impl& im = *self->impl_;
+    auto now = Clock::now();
+    for (size_t tag = 0; tag < im.slots.size(); ++tag) {
+      const Slot& slot = im.slots[tag];
+      if (!slot.in_use || now - slot.sent < self->options_.deadline) continue;
+      if (slot.is_flush) {
+        return self->Fail(Error(std::errc::timed_out,
+                                fmt::format("{} did not answer Tflush within {} ms",
+                                            self->peer(), self->options_.deadline.count())));
+      }
+      self->Flush(static_cast<uint16_t>(tag),
+                  Error(std::errc::timed_out,
+                        fmt::format("{} unanswered after {} ms", wire::TypeName(slot.type),
+                                    self->options_.deadline.count())));
+    }
+    self->ArmDeadlines();
+  });
+}
+
+void Session::StartConnect(Done<std::shared_ptr<Session>> done) {
+  auto self = shared_from_this();
+  // The session keeps itself alive while its channel is open; Fail lets go.
+  self_ = self;
+  channel_->SetMaxFrame(options_.msize);
+  channel_->Start([this](std::span<const std::byte> f) { OnFrame(f); },
+                  [this](const Error& why) { OnClose(why); });
+  std::string_view version = wire::DialectName(options_.dialect);
+  Result<std::vector<std::byte>> frame =
+      EncodeRequest(wire::Tversion{.msize = options_.msize, .version = version});
+  NINEFOLD_CHECK(frame.has_value());
+  (*frame)[5] = (*frame)[6] = std::byte{0xff};  // Tversion travels with NOTAG
+  impl_->version_done = RawDone{done.op, [self, done, version](Result<const wire::Message*> r) {
+    if (!r) return done(Unexpected(r.error()));
+    const auto* v = std::get_if<wire::Rversion>(*r);
+    if (v == nullptr) {
+      bool refused = std::holds_alternative<wire::Rlerror>(**r) ||
+                     std::holds_alternative<wire::Rerror>(**r);
+      Error err = refused ? Error(std::errc::protocol_not_supported,
+                                  fmt::format("{} refused {}: {}", self->peer(), version,
+                                              ReplyError(**r, wire::Tversion::kType).ToString()))
+                          : WrongReply("Rversion", **r);
+      self->Fail(err);
+      return done(Unexpected(err));
+    }
+    if (v->version != version) {
+      Error err(std::errc::protocol_not_supported,
+                fmt::format("{} does not speak {} (it answered '{}')", self->peer(), version,
+                            v->version));
+      self->Fail(err);
+      return done(Unexpected(err));
+    }
+    if (v->msize < 4096 || v->msize > self->options_.msize) {
+      Error err(std::errc::protocol_error,
+                fmt::format("{} answered msize {} to our {}", self->peer(), v->msize,
+                            self->options_.msize));
+      self->Fail(err);
+      return done(Unexpected(err));
+    }
+    self->msize_ = v->msize;
+    self->channel_->SetMaxFrame(v->msize);
+    self->connected_.store(true, std::memory_order_release);
+    self->ArmDeadlines();
+    done(self);
+  }};
+  impl_->requests.fetch_add(1, std::memory_order_relaxed);
+  channel_->Send(transport::OutFrame{std::move(*frame), {}, nullptr});
+}
+
+}  // namespace ninefold::client
