@@ -47,11 +47,16 @@ Result<T> Wait(std::future<Result<T>> f) {
 // st_mode from a 9P2000 stat mode.
 uint32_t PosixMode(uint32_t dm) {
   uint32_t type = S_IFREG;
-  if (dm & kDmDir) type = S_IFDIR;
-  else if (dm & kDmSymlink) type = S_IFLNK;
-  else if (dm & kDmDevice) type = S_IFCHR;
-  else if (dm & kDmNamedPipe) type = S_IFIFO;
-  else if (dm & kDmSocket) type = S_IFSOCK;
+  if (dm & kDmDir)
+    type = S_IFDIR;
+  else if (dm & kDmSymlink)
+    type = S_IFLNK;
+  else if (dm & kDmDevice)
+    type = S_IFCHR;
+  else if (dm & kDmNamedPipe)
+    type = S_IFIFO;
+  else if (dm & kDmSocket)
+    type = S_IFSOCK;
   return type | (dm & 07777);
 }
 
@@ -143,7 +148,8 @@ Result<Link> dial(std::string_view address, DialOptions options) {
   Result<transport::Address> addr = transport::ParseAddress(address);
   if (!addr) return Unexpected(addr.error());
   auto state = std::make_shared<Link::State>();
-  Result<std::shared_ptr<transport::Channel>> ch = transport::Dial(state->io, *addr, options.timeout);
+  Result<std::shared_ptr<transport::Channel>> ch =
+      transport::Dial(state->io, *addr, options.timeout);
   if (!ch) return Unexpected(ch.error());
   state->channel = std::move(*ch);
   state->peer = addr->ToString();
@@ -176,9 +182,9 @@ Result<Fs> fsmount(const Link& link, MountOptions options) {
                               .dialect = options.dialect,
                               .max_outstanding = options.max_outstanding,
                               .deadline = options.deadline};
-    Result<std::shared_ptr<Session>> s = Wait(Session::AsyncConnect(
-        state->channel, so, state->io.get_executor(), asio::use_future));
-    if (!s) return Unexpected(With(s.error(), "version", state->peer));
+    Result<std::shared_ptr<Session>> s =
+        Wait(Session::AsyncConnect(state->channel, so, state->io.get_executor(), asio::use_future));
+    if (!s) return Unexpected(s.error());
     session = *s;
     std::lock_guard lock(state->mu);
     state->session = session;
@@ -252,14 +258,14 @@ Result<File> Fs::create(std::string_view path, uint32_t mode, uint32_t perm) con
     static constexpr uint32_t kAccess[] = {O_RDONLY, O_WRONLY, O_RDWR, O_RDONLY};
     uint32_t flags = kAccess[mode & 3] | O_CREAT | O_EXCL | ((mode & OTRUNC) ? O_TRUNC : 0);
     auto r = Wait(session_->AsyncRequest<wire::Rlcreate>(
-        wire::Tlcreate{.fid = *dir, .name = name, .flags = flags, .mode = perm & 07777,
-                       .gid = ::getgid()},
+        wire::Tlcreate{
+            .fid = *dir, .name = name, .flags = flags, .mode = perm & 07777, .gid = ::getgid()},
         asio::use_future));
     if (!r) made = Unexpected(r.error());
   } else {
     auto r = Wait(session_->AsyncRequest<wire::Rcreate>(
-        wire::Tcreate{.fid = *dir, .name = name, .perm = perm & 0777,
-                      .mode = static_cast<uint8_t>(mode)},
+        wire::Tcreate{
+            .fid = *dir, .name = name, .perm = perm & 0777, .mode = static_cast<uint8_t>(mode)},
         asio::use_future));
     if (!r) made = Unexpected(r.error());
   }
@@ -321,8 +327,8 @@ Result<void> Fs::rename(std::string_view from, std::string_view to) const {
       return Unexpected(With(newdir.error(), what, to));
     }
     auto r = Wait(session_->AsyncRequest<wire::Rrenameat>(
-        wire::Trenameat{.olddirfid = *olddir, .oldname = oldname, .newdirfid = *newdir,
-                        .newname = newname},
+        wire::Trenameat{
+            .olddirfid = *olddir, .oldname = oldname, .newdirfid = *newdir, .newname = newname},
         asio::use_future));
     (void)Wait(session_->AsyncClunk(*olddir, asio::use_future));
     (void)Wait(session_->AsyncClunk(*newdir, asio::use_future));

@@ -28,12 +28,12 @@ namespace {
 // A request on the wire (slots_ is indexed by tag).
 struct Slot {
   bool in_use = false;
-  bool is_flush = false;   // a Tflush; `flush_of` is the tag it flushes
-  bool flushing = false;   // a Tflush for it is on the wire
-  bool answered = false;   // its reply arrived while the flush was pending
-  uint8_t type = 0;        // the T-message's type byte, for error context
+  bool is_flush = false;  // a Tflush; `flush_of` is the tag it flushes
+  bool flushing = false;  // a Tflush for it is on the wire
+  bool answered = false;  // its reply arrived while the flush was pending
+  uint8_t type = 0;       // the T-message's type byte, for error context
   uint16_t flush_of = 0;
-  Error abort;             // what the operation completes with if the flush wins
+  Error abort;  // what the operation completes with if the flush wins
   Clock::time_point sent;
 };
 
@@ -41,11 +41,16 @@ struct Slot {
 // strings and the strerror() texts Unix servers send.
 int ErrnoFromText(std::string_view text) {
   static constexpr std::pair<std::string_view, int> kPlan9[] = {
-      {"file does not exist", ENOENT}, {"permission denied", EACCES},
-      {"file already exists", EEXIST}, {"file exists", EEXIST},
-      {"not a directory", ENOTDIR},    {"is a directory", EISDIR},
-      {"directory not empty", ENOTEMPTY}, {"file is a directory", EISDIR},
-      {"unknown fid", EBADF},          {"read/write -- on non open fid", EBADF},
+      {"file does not exist", ENOENT},
+      {"permission denied", EACCES},
+      {"file already exists", EEXIST},
+      {"file exists", EEXIST},
+      {"not a directory", ENOTDIR},
+      {"is a directory", EISDIR},
+      {"directory not empty", ENOTEMPTY},
+      {"file is a directory", EISDIR},
+      {"unknown fid", EBADF},
+      {"read/write -- on non open fid", EBADF},
   };
   for (const auto& [s, e] : kPlan9) {
     if (text == s) return e;
@@ -75,7 +80,7 @@ struct Session::Impl {
 
   // io thread.
   std::vector<Slot> slots;
-  std::vector<RawDone> dones;   // by tag, beside slots (RawDone is not trivially movable)
+  std::vector<RawDone> dones;             // by tag, beside slots (RawDone is not trivially movable)
   std::vector<uint16_t> free_tags;        // tags for requests: [0, max_outstanding)
   std::vector<uint16_t> free_flush_tags;  // tags for Tflush: [max_outstanding, 2*max)
   struct Waiting {
@@ -161,10 +166,21 @@ Error Session::WrongReply(std::string_view expected, const wire::Message& got) {
 }
 
 OwnedStat Session::Own(const wire::Stat& s) {
-  return OwnedStat{s.type,        s.dev,         s.qid,          s.mode,
-                   s.atime,       s.mtime,       s.length,       std::string(s.name),
-                   std::string(s.uid), std::string(s.gid), std::string(s.muid),
-                   std::string(s.extension), s.n_uid, s.n_gid, s.n_muid};
+  return OwnedStat{s.type,
+                   s.dev,
+                   s.qid,
+                   s.mode,
+                   s.atime,
+                   s.mtime,
+                   s.length,
+                   std::string(s.name),
+                   std::string(s.uid),
+                   std::string(s.gid),
+                   std::string(s.muid),
+                   std::string(s.extension),
+                   s.n_uid,
+                   s.n_gid,
+                   s.n_muid};
 }
 
 Result<std::vector<std::byte>> Session::EncodeRequest(const wire::Message& request) const {
@@ -200,8 +216,8 @@ void Session::Transmit(uint16_t tag, std::vector<std::byte> frame,
   Impl& im = *impl_;
   frame[5] = static_cast<std::byte>(tag & 0xff);
   frame[6] = static_cast<std::byte>(tag >> 8);
-  im.slots[tag] = Slot{.in_use = true, .type = static_cast<uint8_t>(frame[4]),
-                       .sent = Clock::now()};
+  im.slots[tag] =
+      Slot{.in_use = true, .type = static_cast<uint8_t>(frame[4]), .sent = Clock::now()};
   if (done.op) done.op->tags.push_back(tag);
   im.dones[tag] = std::move(done);
   im.requests.fetch_add(1, std::memory_order_relaxed);
@@ -248,8 +264,11 @@ void Session::Flush(uint16_t tag, Error why) {
   NINEFOLD_CHECK(frame.has_value());
   (*frame)[5] = static_cast<std::byte>(ftag & 0xff);
   (*frame)[6] = static_cast<std::byte>(ftag >> 8);
-  im.slots[ftag] = Slot{.in_use = true, .is_flush = true, .type = wire::Tflush::kType,
-                        .flush_of = tag, .sent = Clock::now()};
+  im.slots[ftag] = Slot{.in_use = true,
+                        .is_flush = true,
+                        .type = wire::Tflush::kType,
+                        .flush_of = tag,
+                        .sent = Clock::now()};
   im.requests.fetch_add(1, std::memory_order_relaxed);
   im.flushes.fetch_add(1, std::memory_order_relaxed);
   channel_->Send(transport::OutFrame{std::move(*frame), {}, nullptr});
@@ -314,9 +333,9 @@ void Session::OnFrame(std::span<const std::byte> bytes) {
     frame = wire::Decode(bytes, wire::Dialect::k9P2000L, limits);
   }
   if (!frame) {
-    return Fail(Error(frame.error().code(),
-                      fmt::format("malformed reply from {}: {}", channel_->peer(),
-                                  frame.error().ToString())));
+    return Fail(Error(
+        frame.error().code(),
+        fmt::format("malformed reply from {}: {}", channel_->peer(), frame.error().ToString())));
   }
   if (tag == wire::kNoTag && im.version_done.fn) {
     RawDone d = std::move(im.version_done);
@@ -345,8 +364,8 @@ void Session::OnFrame(std::span<const std::byte> bytes) {
     if (!answered) d(Unexpected(std::move(abort)));
     return;
   }
-  bool is_error = std::holds_alternative<wire::Rlerror>(msg) ||
-                  std::holds_alternative<wire::Rerror>(msg);
+  bool is_error =
+      std::holds_alternative<wire::Rlerror>(msg) || std::holds_alternative<wire::Rerror>(msg);
   uint8_t type = slot.type;
   RawDone d;
   if (slot.flushing) {
@@ -380,8 +399,8 @@ void Session::ArmDeadlines() {
       if (!slot.in_use || now - slot.sent < self->options_.deadline) continue;
       if (slot.is_flush) {
         return self->Fail(Error(std::errc::timed_out,
-                                fmt::format("{} did not answer Tflush within {} ms",
-                                            self->peer(), self->options_.deadline.count())));
+                                fmt::format("{} did not answer Tflush within {} ms", self->peer(),
+                                            self->options_.deadline.count())));
       }
       self->Flush(static_cast<uint16_t>(tag),
                   Error(std::errc::timed_out,
@@ -404,41 +423,51 @@ void Session::StartConnect(Done<std::shared_ptr<Session>> done) {
       EncodeRequest(wire::Tversion{.msize = options_.msize, .version = version});
   NINEFOLD_CHECK(frame.has_value());
   (*frame)[5] = (*frame)[6] = std::byte{0xff};  // Tversion travels with NOTAG
-  impl_->version_done = RawDone{done.op, [self, done, version](Result<const wire::Message*> r) {
-    if (!r) return done(Unexpected(r.error()));
-    const auto* v = std::get_if<wire::Rversion>(*r);
-    if (v == nullptr) {
-      bool refused = std::holds_alternative<wire::Rlerror>(**r) ||
-                     std::holds_alternative<wire::Rerror>(**r);
-      Error err = refused ? Error(std::errc::protocol_not_supported,
+  impl_->version_done = RawDone{
+      done.op, [self, done, version](Result<const wire::Message*> r) {
+        if (!r) return done(Unexpected(r.error()));
+        const auto* v = std::get_if<wire::Rversion>(*r);
+        if (v == nullptr) {
+          bool refused = std::holds_alternative<wire::Rlerror>(**r) ||
+                         std::holds_alternative<wire::Rerror>(**r);
+          Error err = refused
+                          ? Error(std::errc::protocol_not_supported,
                                   fmt::format("{} refused {}: {}", self->peer(), version,
                                               ReplyError(**r, wire::Tversion::kType).ToString()))
                           : WrongReply("Rversion", **r);
-      self->Fail(err);
-      return done(Unexpected(err));
-    }
-    if (v->version != version) {
-      Error err(std::errc::protocol_not_supported,
-                fmt::format("{} does not speak {} (it answered '{}')", self->peer(), version,
-                            v->version));
-      self->Fail(err);
-      return done(Unexpected(err));
-    }
-    if (v->msize < 4096 || v->msize > self->options_.msize) {
-      Error err(std::errc::protocol_error,
-                fmt::format("{} answered msize {} to our {}", self->peer(), v->msize,
-                            self->options_.msize));
-      self->Fail(err);
-      return done(Unexpected(err));
-    }
-    self->msize_ = v->msize;
-    self->channel_->SetMaxFrame(v->msize);
-    self->connected_.store(true, std::memory_order_release);
-    self->ArmDeadlines();
-    done(self);
-  }};
+          self->Fail(err);
+          return done(Unexpected(err));
+        }
+        if (v->version != version) {
+          Error err(std::errc::protocol_not_supported,
+                    fmt::format("{} does not speak {} (it answered '{}')", self->peer(), version,
+                                v->version));
+          self->Fail(err);
+          return done(Unexpected(err));
+        }
+        if (v->msize < 4096 || v->msize > self->options_.msize) {
+          Error err(std::errc::protocol_error,
+                    fmt::format("{} answered msize {} to our {}", self->peer(), v->msize,
+                                self->options_.msize));
+          self->Fail(err);
+          return done(Unexpected(err));
+        }
+        self->msize_ = v->msize;
+        self->channel_->SetMaxFrame(v->msize);
+        self->connected_.store(true, std::memory_order_release);
+        self->impl_->deadline_timer.cancel();
+        self->ArmDeadlines();
+        done(self);
+      }};
   impl_->requests.fetch_add(1, std::memory_order_relaxed);
   channel_->Send(transport::OutFrame{std::move(*frame), {}, nullptr});
+  // A peer that never answers Tversion (not a 9P server, or a hung one) must not hang us.
+  impl_->deadline_timer.expires_after(options_.connect_timeout);
+  impl_->deadline_timer.async_wait([this, self](const std::error_code& ec) {
+    if (ec || !impl_->version_done.fn) return;
+    Fail(Error(std::errc::timed_out, fmt::format("{} did not answer Tversion within {} ms", peer(),
+                                                 options_.connect_timeout.count())));
+  });
 }
 
 }  // namespace ninefold::client

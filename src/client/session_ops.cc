@@ -18,7 +18,9 @@ namespace {
 class Pieces {
  public:
   Pieces(size_t count, std::function<void(Result<size_t>)> done)
-      : results_(count, Result<size_t>(size_t{0})), wanted_(count, 0), left_(count),
+      : results_(count, Result<size_t>(size_t{0})),
+        wanted_(count, 0),
+        left_(count),
         done_(std::move(done)) {}
 
   void Want(size_t i, size_t bytes) { wanted_[i] = bytes; }
@@ -59,26 +61,29 @@ struct Session::Walk : std::enable_shared_from_this<Walk> {
     size_t n = std::min(names.size() - from, wire::kMaxWalkElements);
     wire::Twalk t{.fid = from == 0 ? fid : newfid, .newfid = newfid};
     for (size_t i = 0; i < n; ++i) (void)t.wnames.push_back(names[from + i]);
-    s->Send(t, RawDone{done.op, [s, self = shared_from_this(), from, n](
-                                    Result<const wire::Message*> r) {
-              if (!r) return self->Fail(s, from, r.error());
-              const auto* rw = std::get_if<wire::Rwalk>(*r);
-              if (rw == nullptr) return self->Fail(s, from, WrongReply("Rwalk", **r));
-              if (rw->wqids.size() > n || (n > 0 && rw->wqids.empty())) {
-                return self->Fail(s, from,
-                                  Error(std::errc::protocol_error,
-                                        fmt::format("Rwalk with {} qids for {} names",
-                                                    rw->wqids.size(), n)));
-              }
-              for (const wire::Qid& q : rw->wqids) self->qids.push_back(q);
-              if (rw->wqids.size() < n) {
-                return self->Fail(s, from,
-                                  Error(std::errc::no_such_file_or_directory,
-                                        fmt::format("walk: '{}'", self->names[self->qids.size()])));
-              }
-              if (self->qids.size() == self->names.size()) return self->done(std::move(self->qids));
-              self->Step(s);
-            }});
+    s->Send(
+        t,
+        RawDone{done.op, [s, self = shared_from_this(), from, n](Result<const wire::Message*> r) {
+                  if (!r) return self->Fail(s, from, r.error());
+                  const auto* rw = std::get_if<wire::Rwalk>(*r);
+                  if (rw == nullptr) return self->Fail(s, from, WrongReply("Rwalk", **r));
+                  if (rw->wqids.size() > n || (n > 0 && rw->wqids.empty())) {
+                    return self->Fail(
+                        s, from,
+                        Error(std::errc::protocol_error,
+                              fmt::format("Rwalk with {} qids for {} names", rw->wqids.size(), n)));
+                  }
+                  for (const wire::Qid& q : rw->wqids) self->qids.push_back(q);
+                  if (rw->wqids.size() < n) {
+                    return self->Fail(
+                        s, from,
+                        Error(std::errc::no_such_file_or_directory,
+                              fmt::format("walk: '{}'", self->names[self->qids.size()])));
+                  }
+                  if (self->qids.size() == self->names.size())
+                    return self->done(std::move(self->qids));
+                  self->Step(s);
+                }});
   }
 
   void Fail(Session* s, size_t from, Error e) {
@@ -108,22 +113,23 @@ void Session::StartRead(Fid fid, uint64_t offset, std::span<std::byte> dest, Don
   for (size_t i = 0; i < count; ++i) {
     std::span<std::byte> part = dest.subspan(i * chunk, std::min(chunk, dest.size() - i * chunk));
     pieces->Want(i, part.size());
-    Send(wire::Tread{.fid = fid, .offset = offset + i * chunk,
-                     .count = static_cast<uint32_t>(part.size())},
-         RawDone{done.op, [this, pieces, i, part](Result<const wire::Message*> r) {
-                   if (!r) return pieces->Finish(i, Unexpected(r.error()));
-                   const auto* rr = std::get_if<wire::Rread>(*r);
-                   if (rr == nullptr) return pieces->Finish(i, Unexpected(WrongReply("Rread", **r)));
-                   if (rr->data.size() > part.size()) {
-                     return pieces->Finish(
-                         i, Unexpected(Error(std::errc::protocol_error,
-                                             fmt::format("Rread of {} bytes for a Tread of {}",
-                                                         rr->data.size(), part.size()))));
-                   }
-                   std::memcpy(part.data(), rr->data.bytes.data(), rr->data.size());
-                   CountRead(rr->data.size());
-                   pieces->Finish(i, rr->data.size());
-                 }});
+    Send(
+        wire::Tread{
+            .fid = fid, .offset = offset + i * chunk, .count = static_cast<uint32_t>(part.size())},
+        RawDone{done.op, [this, pieces, i, part](Result<const wire::Message*> r) {
+                  if (!r) return pieces->Finish(i, Unexpected(r.error()));
+                  const auto* rr = std::get_if<wire::Rread>(*r);
+                  if (rr == nullptr) return pieces->Finish(i, Unexpected(WrongReply("Rread", **r)));
+                  if (rr->data.size() > part.size()) {
+                    return pieces->Finish(
+                        i, Unexpected(Error(std::errc::protocol_error,
+                                            fmt::format("Rread of {} bytes for a Tread of {}",
+                                                        rr->data.size(), part.size()))));
+                  }
+                  std::memcpy(part.data(), rr->data.bytes.data(), rr->data.size());
+                  CountRead(rr->data.size());
+                  pieces->Finish(i, rr->data.size());
+                }});
   }
 }
 
@@ -135,10 +141,12 @@ void Session::StartWrite(Fid fid, uint64_t offset, std::span<const std::byte> sr
   auto pieces = std::make_shared<Pieces>(count, done.fn);
   for (size_t i = 0; i < count; ++i) {
     std::span<const std::byte> part =
-        src.subspan(std::min(i * chunk, src.size()), std::min(chunk, src.size() - std::min(i * chunk, src.size())));
+        src.subspan(std::min(i * chunk, src.size()),
+                    std::min(chunk, src.size() - std::min(i * chunk, src.size())));
     pieces->Want(i, part.size());
-    wire::Frame f{.tag = 0, .msg = wire::Twrite{.fid = fid, .offset = offset + i * chunk,
-                                                .data = wire::Data(part)}};
+    wire::Frame f{
+        .tag = 0,
+        .msg = wire::Twrite{.fid = fid, .offset = offset + i * chunk, .data = wire::Data(part)}};
     std::vector<std::byte> head(wire::kIoHeaderSize - 1);  // size tag type fid offset count
     Result<wire::EncodedHead> h = wire::EncodeHead(f, options_.dialect, head, msize_);
     if (!h) {
@@ -171,34 +179,34 @@ void Session::StartReaddir(Fid fid, uint64_t offset, Done<std::vector<DirEntry>>
       dot_l ? wire::Message(wire::Treaddir{.fid = fid, .offset = offset, .count = iounit()})
             : wire::Message(wire::Tread{.fid = fid, .offset = offset, .count = iounit()});
   Send(request, RawDone{done.op, [this, dot_l, offset, done](Result<const wire::Message*> r) {
-         if (!r) return done(Unexpected(r.error()));
-         std::vector<DirEntry> entries;
-         std::span<const std::byte> data;
-         if (const auto* rd = std::get_if<wire::Rreaddir>(*r); rd && dot_l) {
-           data = rd->data.bytes;
-         } else if (const auto* rr = std::get_if<wire::Rread>(*r); rr && !dot_l) {
-           data = rr->data.bytes;
-         } else {
-           return done(Unexpected(WrongReply(dot_l ? "Rreaddir" : "Rread", **r)));
-         }
-         size_t total = data.size();
-         while (!data.empty()) {
-           if (dot_l) {
-             Result<wire::Dirent> d = wire::DecodeDirent(data);
-             if (!d) return done(Unexpected(d.error()));
-             entries.push_back({d->qid, d->offset, d->type, std::string(d->name)});
-           } else {
-             Result<wire::Stat> s = wire::DecodeDirStat(data, options_.dialect);
-             if (!s) return done(Unexpected(s.error()));
-             uint64_t next = offset + (total - data.size());
-             uint8_t type = (s->qid.type & wire::kQtDir)       ? DT_DIR
-                            : (s->qid.type & wire::kQtSymlink) ? DT_LNK
-                                                               : DT_REG;
-             entries.push_back({s->qid, next, type, std::string(s->name)});
-           }
-         }
-         done(std::move(entries));
-       }});
+                          if (!r) return done(Unexpected(r.error()));
+                          std::vector<DirEntry> entries;
+                          std::span<const std::byte> data;
+                          if (const auto* rd = std::get_if<wire::Rreaddir>(*r); rd && dot_l) {
+                            data = rd->data.bytes;
+                          } else if (const auto* rr = std::get_if<wire::Rread>(*r); rr && !dot_l) {
+                            data = rr->data.bytes;
+                          } else {
+                            return done(Unexpected(WrongReply(dot_l ? "Rreaddir" : "Rread", **r)));
+                          }
+                          size_t total = data.size();
+                          while (!data.empty()) {
+                            if (dot_l) {
+                              Result<wire::Dirent> d = wire::DecodeDirent(data);
+                              if (!d) return done(Unexpected(d.error()));
+                              entries.push_back({d->qid, d->offset, d->type, std::string(d->name)});
+                            } else {
+                              Result<wire::Stat> s = wire::DecodeDirStat(data, options_.dialect);
+                              if (!s) return done(Unexpected(s.error()));
+                              uint64_t next = offset + (total - data.size());
+                              uint8_t type = (s->qid.type & wire::kQtDir)       ? DT_DIR
+                                             : (s->qid.type & wire::kQtSymlink) ? DT_LNK
+                                                                                : DT_REG;
+                              entries.push_back({s->qid, next, type, std::string(s->name)});
+                            }
+                          }
+                          done(std::move(entries));
+                        }});
 }
 
 }  // namespace ninefold::client

@@ -98,8 +98,8 @@ Result<int> ConnectSocket(const Address& address, std::chrono::milliseconds time
     const auto& ep = entry.endpoint();
     int fd = ::socket(ep.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return Unexpected(Errno(errno, address, "socket for"));
-    Result<void> ok = ConnectWithTimeout(fd, ep.data(), static_cast<socklen_t>(ep.size()),
-                                         address, timeout);
+    Result<void> ok =
+        ConnectWithTimeout(fd, ep.data(), static_cast<socklen_t>(ep.size()), address, timeout);
     if (ok) {
       int one = 1;
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

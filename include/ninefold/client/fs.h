@@ -82,7 +82,7 @@ class Link {
 
 struct MountOptions {
   std::string aname;
-  std::string uname;  // empty: $USER, else "nobody"
+  std::string uname;                // empty: $USER, else "nobody"
   uint32_t n_uname = wire::kNoUid;  // kNoUid: the caller's uid
   uint32_t msize = 512 * 1024;
   wire::Dialect dialect = wire::Dialect::k9P2000L;

@@ -68,6 +68,8 @@ struct SessionOptions {
   // Each request's deadline (zero: none). A request still unanswered after it is flushed
   // and its operation completes with std::errc::timed_out.
   std::chrono::milliseconds deadline{0};
+  // How long AsyncConnect waits for Rversion before failing with timed_out.
+  std::chrono::milliseconds connect_timeout = std::chrono::seconds(10);
 };
 
 // Counters; Session::stats() may be read from any thread.
@@ -170,9 +172,10 @@ class Session : public std::enable_shared_from_this<Session> {
   auto AsyncAttach(Fid fid, std::string uname, std::string aname, Token&& token,
                    uint32_t n_uname = wire::kNoUid) {
     return Call<wire::Qid>(token, [=, this](Done<wire::Qid> done) {
-      Send(wire::Tattach{.fid = fid, .afid = wire::kNoFid, .uname = uname, .aname = aname,
-                         .n_uname = n_uname},
-           Map<wire::Rattach>(std::move(done), [](const wire::Rattach& r) { return r.qid; }));
+      Send(
+          wire::Tattach{
+              .fid = fid, .afid = wire::kNoFid, .uname = uname, .aname = aname, .n_uname = n_uname},
+          Map<wire::Rattach>(std::move(done), [](const wire::Rattach& r) { return r.qid; }));
     });
   }
 
@@ -190,17 +193,15 @@ class Session : public std::enable_shared_from_this<Session> {
   // iounit). Completes with the bytes read: fewer only at the end of the file.
   template <class Token>
   auto AsyncRead(Fid fid, uint64_t offset, std::span<std::byte> dest, Token&& token) {
-    return Call<size_t>(token, [=, this](Done<size_t> done) {
-      StartRead(fid, offset, dest, std::move(done));
-    });
+    return Call<size_t>(
+        token, [=, this](Done<size_t> done) { StartRead(fid, offset, dest, std::move(done)); });
   }
   // Writes src at offset (concurrent Twrites when larger than the iounit). Completes with
   // the bytes written; fewer than src.size() only if the server wrote less.
   template <class Token>
   auto AsyncWrite(Fid fid, uint64_t offset, std::span<const std::byte> src, Token&& token) {
-    return Call<size_t>(token, [=, this](Done<size_t> done) {
-      StartWrite(fid, offset, src, std::move(done));
-    });
+    return Call<size_t>(
+        token, [=, this](Done<size_t> done) { StartWrite(fid, offset, src, std::move(done)); });
   }
 
   // One directory read of an open directory: 9P2000.L Treaddir at `offset` (0, then the
@@ -272,7 +273,8 @@ class Session : public std::enable_shared_from_this<Session> {
     Result<std::vector<std::byte>> frame = EncodeRequest(wire::Message(request));
     return Call<Reply>(token, [this, frame = std::move(frame)](Done<Reply> done) mutable {
       if (!frame) return done(Unexpected(frame.error()));
-      SendEncoded(std::move(*frame), {}, Map<Reply>(std::move(done), [](const Reply& r) { return r; }));
+      SendEncoded(std::move(*frame), {},
+                  Map<Reply>(std::move(done), [](const Reply& r) { return r; }));
     });
   }
 
@@ -347,8 +349,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void Send(const wire::Message& request, RawDone done);
   // Sends an encoded frame (tag bytes patched here) followed by `payload`, which is not
   // copied and must stay valid until `done` runs.
-  void SendEncoded(std::vector<std::byte> frame, std::span<const std::byte> payload,
-                   RawDone done);
+  void SendEncoded(std::vector<std::byte> frame, std::span<const std::byte> payload, RawDone done);
 
   std::shared_ptr<OpState> NewOp();
   void Cancel(const std::shared_ptr<OpState>& op);  // any thread
@@ -377,7 +378,7 @@ class Session : public std::enable_shared_from_this<Session> {
   uint32_t msize_ = 0;      // set once by Rversion, before the session is handed out
   std::atomic<bool> connected_{false};
   std::shared_ptr<Session> self_;  // io thread: set while the channel is open
-  std::unique_ptr<Impl> impl_;  // io-thread state (tags, queue, counters, fid pool)
+  std::unique_ptr<Impl> impl_;     // io-thread state (tags, queue, counters, fid pool)
 };
 
 }  // namespace ninefold::client
