@@ -1,0 +1,132 @@
+// A single-producer / single-consumer ring of frames in shared memory, with futex
+// doorbells that are rung only when the other side sleeps. The building block of the
+// shm transport: one ring per direction.
+//
+//   Result<RingView> ring = RingView::Init(region_bytes);     // creator formats it
+//   RingView peer_side = *RingView::Attach(same_bytes);      // the peer, in its mapping
+//   RingProducer tx(*ring);  RingConsumer rx(peer_side);
+//   tx.Push(head, payload, {.spin = 2000});                   // blocks while full
+//   Result<std::span<const std::byte>> f = rx.Wait({.spin = 2000});  // blocks while empty
+//   Use(*f);  rx.Pop();
+//
+// Layout: a 192-byte header (producer line: tail + the consumer's sleep word; consumer
+// line: head + the producer's sleep word; a constant line: magic and capacity) then
+// `capacity` bytes of records: length[4] pad[4] bytes[length] padded to 8. A record never
+// wraps; a length of kWrapMarker sends the reader to the start.
+//
+// Nothing in the ring is trusted: the indices, lengths and sleep words may be scribbled on
+// by a hostile peer at any moment. Every read is validated (EPROTO "ring corrupt: ...")
+// and never leads outside the ring; a frame handed out is a span inside the ring, whose
+// bytes the peer could still change — copy it before parsing what must stay consistent.
+// Sleeps are bounded (a peer that never rings cannot make us sleep more than `nap`
+// at a time), so a liar costs latency, never a hang; dead peers are noticed by the
+// transport, not here.
+//
+// Threading: one thread produces and one consumes on each side of a ring (SPSC).
+#ifndef NINEFOLD_TRANSPORT_RING_H_
+#define NINEFOLD_TRANSPORT_RING_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "ninefold/base/result.h"
+
+namespace ninefold::transport {
+
+struct RingHeader {
+  // Producer's cache line.
+  alignas(64) std::atomic<uint32_t> tail;  // bytes published, free-running
+  std::atomic<uint32_t> consumer_asleep;   // futex word: 1 while the consumer sleeps
+  // Consumer's cache line.
+  alignas(64) std::atomic<uint32_t> head;  // bytes consumed, free-running
+  std::atomic<uint32_t> producer_asleep;   // futex word: 1 while the producer waits for room
+  // Written once by the creator.
+  alignas(64) uint32_t magic;
+  uint32_t capacity;
+};
+static_assert(sizeof(RingHeader) == 192);
+static_assert(std::atomic<uint32_t>::is_always_lock_free);
+
+constexpr uint32_t kRingMagic = 0x9f01d001;
+constexpr uint32_t kWrapMarker = 0xffffffff;
+
+// How long to spin, then how long each futex sleep may last before re-checking.
+struct WaitPolicy {
+  uint32_t spin = 2000;  // polls before sleeping (0: sleep at once)
+  std::chrono::microseconds nap{100000};
+  // Give up after this long (zero: never): ETIMEDOUT.
+  std::chrono::milliseconds timeout{0};
+};
+
+// A ring laid out in `memory` (both sides hold one; it does not own the memory).
+class RingView {
+ public:
+  // Formats `memory` (size: header + a power-of-two capacity >= 64). EINVAL otherwise.
+  [[nodiscard]] static Result<RingView> Init(std::span<std::byte> memory);
+  // Uses a ring the peer formatted; checks magic and that capacity fits `memory`.
+  [[nodiscard]] static Result<RingView> Attach(std::span<std::byte> memory);
+  // Bytes a ring with `capacity` record bytes occupies.
+  static constexpr size_t Footprint(uint32_t capacity) { return sizeof(RingHeader) + capacity; }
+
+  RingHeader& header() const { return *header_; }
+  std::byte* data() const { return data_; }
+  uint32_t capacity() const { return capacity_; }  // our copy: never re-read from the peer
+  // The largest frame that fits.
+  uint32_t max_frame() const { return capacity_ / 2 - 8; }
+
+ private:
+  RingView(RingHeader* h, std::byte* d, uint32_t c) : header_(h), data_(d), capacity_(c) {}
+  RingHeader* header_;
+  std::byte* data_;
+  uint32_t capacity_;
+};
+
+class RingProducer {
+ public:
+  explicit RingProducer(RingView ring);
+  // Appends one frame (head then payload) if there is room: true; false when full.
+  // EMSGSIZE for a frame larger than max_frame(); EPROTO when the peer broke the ring.
+  [[nodiscard]] Result<bool> TryPush(std::span<const std::byte> head,
+                                     std::span<const std::byte> payload = {});
+  // Waits (spin, then sleep) for room, then appends.
+  [[nodiscard]] Result<void> Push(std::span<const std::byte> head,
+                                  std::span<const std::byte> payload, const WaitPolicy& wait);
+  uint64_t wakeups_sent() const { return wakeups_; }
+
+ private:
+  Result<uint32_t> Used() const;
+  void Publish(uint32_t new_tail);
+  RingView ring_;
+  uint32_t tail_;  // ours; the shared copy is only written
+  uint64_t wakeups_ = 0;
+};
+
+class RingConsumer {
+ public:
+  explicit RingConsumer(RingView ring);
+  // The next frame, if one is ready; EPROTO when the ring is corrupt. The frame stays
+  // in the ring (and valid) until Pop().
+  struct Next {
+    bool ready = false;
+    std::span<const std::byte> frame;
+  };
+  [[nodiscard]] Result<Next> TryPeek();
+  // Waits (spin, then sleep) for a frame.
+  [[nodiscard]] Result<std::span<const std::byte>> Wait(const WaitPolicy& wait);
+  // Releases the frame last returned, and wakes a producer waiting for room.
+  void Pop();
+  uint64_t sleeps() const { return sleeps_; }
+
+ private:
+  RingView ring_;
+  uint32_t head_;         // ours
+  uint32_t pending_ = 0;  // bytes of the frame handed out, released by Pop
+  uint64_t sleeps_ = 0;
+};
+
+}  // namespace ninefold::transport
+
+#endif  // NINEFOLD_TRANSPORT_RING_H_

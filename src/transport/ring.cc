@@ -1,0 +1,241 @@
+// The shared ring. The doorbell protocol is Dekker's: a side about to sleep stores its
+// "asleep" word and then re-reads the other side's index; a side that publishes stores
+// its index and then reads the "asleep" word (both sequentially consistent), so at least
+// one of them sees the other and no wake-up is lost. Futex calls are the shared (not
+// private) kind: the words live in memory two processes map.
+#include "ninefold/transport/ring.h"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <bit>
+#include <cstring>
+#include <ctime>
+
+#include "fmt/format.h"
+
+namespace ninefold::transport {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+void FutexWait(std::atomic<uint32_t>* word, uint32_t expected, std::chrono::microseconds nap) {
+  timespec ts{static_cast<time_t>(nap.count() / 1000000),
+              static_cast<long>((nap.count() % 1000000) * 1000)};
+  ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT, expected, &ts, nullptr, 0);
+}
+
+void FutexWake(std::atomic<uint32_t>* word) {
+  ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, 1, nullptr, nullptr, 0);
+}
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+constexpr uint32_t Round8(uint32_t n) { return (n + 7u) & ~7u; }
+
+Error Corrupt(std::string what) {
+  return Error(std::errc::protocol_error, "ring corrupt: " + std::move(what));
+}
+
+bool TimedOut(Clock::time_point start, const WaitPolicy& wait) {
+  return wait.timeout.count() > 0 && Clock::now() - start >= wait.timeout;
+}
+
+}  // namespace
+
+Result<RingView> RingView::Init(std::span<std::byte> memory) {
+  if (memory.size() < sizeof(RingHeader) + 64 ||
+      reinterpret_cast<uintptr_t>(memory.data()) % 64 != 0) {
+    return Unexpected(Error(std::errc::invalid_argument, "ring memory too small or unaligned"));
+  }
+  size_t room = memory.size() - sizeof(RingHeader);
+  uint32_t capacity = std::bit_floor(static_cast<uint32_t>(std::min<size_t>(room, 1u << 30)));
+  auto* h = new (memory.data()) RingHeader{};
+  h->tail.store(0);
+  h->head.store(0);
+  h->consumer_asleep.store(0);
+  h->producer_asleep.store(0);
+  h->capacity = capacity;
+  h->magic = kRingMagic;
+  return RingView(h, memory.data() + sizeof(RingHeader), capacity);
+}
+
+Result<RingView> RingView::Attach(std::span<std::byte> memory) {
+  if (memory.size() < sizeof(RingHeader) + 64 ||
+      reinterpret_cast<uintptr_t>(memory.data()) % 64 != 0) {
+    return Unexpected(Error(std::errc::invalid_argument, "ring memory too small or unaligned"));
+  }
+  auto* h = reinterpret_cast<RingHeader*>(memory.data());
+  uint32_t capacity = h->capacity;  // read once: our copy is what we trust from now on
+  if (h->magic != kRingMagic) return Unexpected(Corrupt("bad magic"));
+  if (capacity < 64 || !std::has_single_bit(capacity) ||
+      capacity > memory.size() - sizeof(RingHeader)) {
+    return Unexpected(Corrupt(fmt::format("capacity {} in {} bytes", capacity, memory.size())));
+  }
+  return RingView(h, memory.data() + sizeof(RingHeader), capacity);
+}
+
+// --- producer ---------------------------------------------------------------------------
+
+RingProducer::RingProducer(RingView ring)
+    : ring_(ring), tail_(ring.header().tail.load(std::memory_order_relaxed)) {}
+
+Result<uint32_t> RingProducer::Used() const {
+  uint32_t head = ring_.header().head.load(std::memory_order_acquire);
+  uint32_t used = tail_ - head;
+  if (used > ring_.capacity()) {
+    return Unexpected(Corrupt(fmt::format("head {} is {} bytes behind tail {} (capacity {})", head,
+                                          used, tail_, ring_.capacity())));
+  }
+  return used;
+}
+
+void RingProducer::Publish(uint32_t new_tail) {
+  RingHeader& h = ring_.header();
+  h.tail.store(new_tail, std::memory_order_seq_cst);
+  if (h.consumer_asleep.load(std::memory_order_seq_cst) != 0) {
+    FutexWake(&h.consumer_asleep);
+    ++wakeups_;
+  }
+}
+
+Result<bool> RingProducer::TryPush(std::span<const std::byte> head,
+                                   std::span<const std::byte> payload) {
+  size_t n = head.size() + payload.size();
+  if (n > ring_.max_frame()) {
+    return Unexpected(Error(std::errc::message_size,
+                            fmt::format("frame of {} bytes, ring takes {}", n, ring_.max_frame())));
+  }
+  Result<uint32_t> used = Used();
+  if (!used) return Unexpected(used.error());
+  uint32_t cap = ring_.capacity();
+  uint32_t record = 8 + Round8(static_cast<uint32_t>(n));
+  uint32_t pos = tail_ & (cap - 1);
+  uint32_t contiguous = cap - pos;
+  uint32_t need = record <= contiguous ? record : contiguous + record;
+  if (cap - *used < need) return false;
+  if (record > contiguous) {
+    uint32_t marker = kWrapMarker;
+    std::memcpy(ring_.data() + pos, &marker, 4);
+    tail_ += contiguous;
+    pos = 0;
+  }
+  auto len = static_cast<uint32_t>(n);
+  std::byte* at = ring_.data() + pos;
+  std::memcpy(at, &len, 4);
+  if (!head.empty()) std::memcpy(at + 8, head.data(), head.size());
+  if (!payload.empty()) std::memcpy(at + 8 + head.size(), payload.data(), payload.size());
+  tail_ += record;
+  Publish(tail_);
+  return true;
+}
+
+Result<void> RingProducer::Push(std::span<const std::byte> head, std::span<const std::byte> payload,
+                                const WaitPolicy& wait) {
+  auto start = Clock::now();
+  RingHeader& h = ring_.header();
+  for (uint32_t spins = 0;; ++spins) {
+    Result<bool> pushed = TryPush(head, payload);
+    if (!pushed) return Unexpected(pushed.error());
+    if (*pushed) return {};
+    if (spins < wait.spin) {
+      CpuRelax();
+      continue;
+    }
+    h.producer_asleep.store(1, std::memory_order_seq_cst);
+    pushed = TryPush(head, payload);
+    if (!pushed || *pushed) {
+      h.producer_asleep.store(0, std::memory_order_relaxed);
+      if (!pushed) return Unexpected(pushed.error());
+      return {};
+    }
+    FutexWait(&h.producer_asleep, 1, wait.nap);
+    h.producer_asleep.store(0, std::memory_order_relaxed);
+    if (TimedOut(start, wait)) {
+      return Unexpected(Error(std::errc::timed_out, "ring full: the peer does not consume"));
+    }
+  }
+}
+
+// --- consumer ---------------------------------------------------------------------------
+
+RingConsumer::RingConsumer(RingView ring)
+    : ring_(ring), head_(ring.header().head.load(std::memory_order_relaxed)) {}
+
+Result<RingConsumer::Next> RingConsumer::TryPeek() {
+  NINEFOLD_CHECK(pending_ == 0);  // Pop the previous frame first
+  uint32_t cap = ring_.capacity();
+  for (;;) {
+    uint32_t tail = ring_.header().tail.load(std::memory_order_acquire);
+    uint32_t avail = tail - head_;
+    if (avail == 0) return Next{};
+    if (avail > cap) {
+      return Unexpected(Corrupt(fmt::format("tail {} is {} bytes ahead of head {} (capacity {})",
+                                            tail, avail, head_, cap)));
+    }
+    uint32_t pos = head_ & (cap - 1);
+    uint32_t len;
+    std::memcpy(&len, ring_.data() + pos, 4);  // read once
+    if (len == kWrapMarker) {
+      uint32_t skip = cap - pos;
+      if (skip > avail) return Unexpected(Corrupt("wrap marker beyond the published bytes"));
+      head_ += skip;
+      ring_.header().head.store(head_, std::memory_order_release);
+      continue;
+    }
+    if (len > ring_.max_frame()) {
+      return Unexpected(
+          Corrupt(fmt::format("record of {} bytes (max {})", len, ring_.max_frame())));
+    }
+    uint32_t record = 8 + Round8(len);
+    if (record > avail || record > cap - pos) {
+      return Unexpected(
+          Corrupt(fmt::format("record of {} bytes at {} with {} published", len, pos, avail)));
+    }
+    pending_ = record;
+    return Next{true, std::span<const std::byte>(ring_.data() + pos + 8, len)};
+  }
+}
+
+Result<std::span<const std::byte>> RingConsumer::Wait(const WaitPolicy& wait) {
+  auto start = Clock::now();
+  RingHeader& h = ring_.header();
+  for (uint32_t spins = 0;; ++spins) {
+    Result<Next> next = TryPeek();
+    if (!next) return Unexpected(next.error());
+    if (next->ready) return next->frame;
+    if (spins < wait.spin) {
+      CpuRelax();
+      continue;
+    }
+    h.consumer_asleep.store(1, std::memory_order_seq_cst);
+    next = TryPeek();
+    if (!next || next->ready) {
+      h.consumer_asleep.store(0, std::memory_order_relaxed);
+      if (!next) return Unexpected(next.error());
+      return next->frame;
+    }
+    ++sleeps_;
+    FutexWait(&h.consumer_asleep, 1, wait.nap);
+    h.consumer_asleep.store(0, std::memory_order_relaxed);
+    if (TimedOut(start, wait)) {
+      return Unexpected(Error(std::errc::timed_out, "ring empty: the peer sends nothing"));
+    }
+  }
+}
+
+void RingConsumer::Pop() {
+  if (pending_ == 0) return;
+  head_ += pending_;
+  pending_ = 0;
+  RingHeader& h = ring_.header();
+  h.head.store(head_, std::memory_order_seq_cst);
+  if (h.producer_asleep.load(std::memory_order_seq_cst) != 0) FutexWake(&h.producer_asleep);
+}
+
+}  // namespace ninefold::transport

@@ -1,0 +1,91 @@
+// Regions: memfd creation and sealing, mapping a peer's descriptor, range checks, and the
+// page allocator's first-fit allocation with coalescing frees.
+#include "ninefold/buf/region.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "gtest/gtest.h"
+
+namespace ninefold::buf {
+namespace {
+
+TEST(RegionTest, CreateRoundsUpToPagesAndPeerSeesWrites) {
+  auto r = Region::Create(10000, "test");
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ((*r)->size(), 3 * kPageSize);
+  EXPECT_EQ((*r)->page_count(), 3u);
+  std::memcpy((*r)->data() + 5000, "hello", 5);
+  auto peer = Region::Map(::dup((*r)->fd()), 3 * kPageSize);
+  ASSERT_TRUE(peer) << peer.error().ToString();
+  EXPECT_EQ(std::memcmp((*peer)->data() + 5000, "hello", 5), 0);
+  std::memcpy((*peer)->data(), "back", 4);  // shared both ways
+  EXPECT_EQ(std::memcmp((*r)->data(), "back", 4), 0);
+}
+
+TEST(RegionTest, MapRefusesAnotherSizeAndUnsealedFiles) {
+  auto r = Region::Create(2 * kPageSize, "test");
+  ASSERT_TRUE(r);
+  auto wrong = Region::Map(::dup((*r)->fd()), 4 * kPageSize);
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().code(), std::errc::invalid_argument);
+  // A peer's memfd without seals could shrink under us: refused.
+  int fd = ::memfd_create("unsealed", MFD_CLOEXEC);
+  ASSERT_EQ(::ftruncate(fd, kPageSize), 0);
+  auto unsealed = Region::Map(fd, kPageSize);
+  ASSERT_FALSE(unsealed);
+  EXPECT_EQ(unsealed.error().code(), std::errc::invalid_argument);
+  // Sealed: the creator cannot shrink it either.
+  EXPECT_NE(::ftruncate((*r)->fd(), kPageSize), 0);
+}
+
+TEST(RegionTest, BytesChecksEveryRangeIncludingOverflow) {
+  auto r = Region::Create(kPageSize, "test");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE((*r)->Bytes(0, kPageSize));
+  EXPECT_TRUE((*r)->Bytes(kPageSize, 0));
+  for (auto [off, len] : {std::pair<uint64_t, uint64_t>{1, kPageSize},
+                          {kPageSize + 1, 0},
+                          {~uint64_t{0}, 2},
+                          {8, ~uint64_t{0} - 4}}) {
+    auto b = (*r)->Bytes(off, len);
+    ASSERT_FALSE(b) << off << "+" << len;
+    EXPECT_EQ(b.error().code(), std::errc::bad_address);
+  }
+  EXPECT_FALSE((*r)->Bytes(PageRun{1, 1}));
+}
+
+TEST(PageAllocatorTest, FirstFitAndCoalescing) {
+  PageAllocator a(10);
+  auto x = a.Allocate(3), y = a.Allocate(3), z = a.Allocate(4);
+  ASSERT_TRUE(x && y && z);
+  EXPECT_EQ(*x, (PageRun{0, 3}));
+  EXPECT_EQ(*y, (PageRun{3, 3}));
+  EXPECT_EQ(*z, (PageRun{6, 4}));
+  auto none = a.Allocate(1);
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code(), std::errc::not_enough_memory);
+  a.Free(*x);
+  a.Free(*z);
+  EXPECT_EQ(a.free_pages(), 7u);
+  EXPECT_FALSE(a.Allocate(5));  // 3 + 4 free, not contiguous
+  a.Free(*y);                   // joins both neighbours
+  auto all = a.Allocate(10);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(*all, (PageRun{0, 10}));
+  EXPECT_EQ(a.Allocate(0).error().code(), std::errc::invalid_argument);
+}
+
+TEST(PageAllocatorDeathTest, DoubleFreeAborts) {
+  PageAllocator a(4);
+  auto x = a.Allocate(2);
+  ASSERT_TRUE(x);
+  a.Free(*x);
+  EXPECT_DEATH(a.Free(*x), "NINEFOLD_CHECK");
+}
+
+}  // namespace
+}  // namespace ninefold::buf
