@@ -14,6 +14,7 @@
 #include "asio/ip/tcp.hpp"
 #include "fmt/format.h"
 #include "ninefold/transport/channel.h"
+#include "shm.h"
 
 namespace ninefold::transport {
 namespace {
@@ -119,8 +120,10 @@ Result<std::shared_ptr<Channel>> Dial(asio::io_context& io, const Address& addre
     return OpenFdChannel(io, address.read_fd, address.write_fd);
   }
   if (address.kind == Address::Kind::kShm) {
-    return Unexpected(Error(std::errc::address_family_not_supported,
-                            "dial " + address.ToString() + ": the shm transport is not built yet"));
+    Address socket_address{.kind = Address::Kind::kUnix, .path = address.path};
+    Result<int> fd = ConnectSocket(socket_address, timeout);
+    if (!fd) return Unexpected(Error(fd.error().code(), "connect " + address.ToString()));
+    return OpenShmClient(io, *fd, address, timeout);
   }
   Result<int> fd = ConnectSocket(address, timeout);
   if (!fd) return Unexpected(fd.error());

@@ -26,7 +26,13 @@ void FutexWait(std::atomic<uint32_t>* word, uint32_t expected, std::chrono::micr
   ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT, expected, &ts, nullptr, 0);
 }
 
-void FutexWake(std::atomic<uint32_t>* word) {
+// Rings the doorbell: an eventfd when the sleeper waits in an event loop, else the futex.
+void Wake(std::atomic<uint32_t>* word, int fd) {
+  if (fd >= 0) {
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(fd, &one, sizeof one);  // EAGAIN: already rung
+    return;
+  }
   ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, 1, nullptr, nullptr, 0);
 }
 
@@ -99,7 +105,7 @@ void RingProducer::Publish(uint32_t new_tail) {
   RingHeader& h = ring_.header();
   h.tail.store(new_tail, std::memory_order_seq_cst);
   if (h.consumer_asleep.load(std::memory_order_seq_cst) != 0) {
-    FutexWake(&h.consumer_asleep);
+    Wake(&h.consumer_asleep, wake_fd_);
     ++wakeups_;
   }
 }
@@ -235,7 +241,7 @@ void RingConsumer::Pop() {
   pending_ = 0;
   RingHeader& h = ring_.header();
   h.head.store(head_, std::memory_order_seq_cst);
-  if (h.producer_asleep.load(std::memory_order_seq_cst) != 0) FutexWake(&h.producer_asleep);
+  if (h.producer_asleep.load(std::memory_order_seq_cst) != 0) Wake(&h.producer_asleep, wake_fd_);
 }
 
 }  // namespace ninefold::transport

@@ -18,6 +18,7 @@
 #include "fmt/format.h"
 #include "ninefold/base/errc.h"
 #include "ninefold/transport/channel.h"
+#include "shm.h"
 
 namespace ninefold::transport {
 namespace {
@@ -296,8 +297,9 @@ Result<std::unique_ptr<Listener>> Listen(asio::io_context& io, const Address& ad
       return ListenTcp(io, address, std::move(on_accept));
     case Address::Kind::kUnix:
       return ListenUnix(io, address, std::move(on_accept));
-    case Address::Kind::kFd:
     case Address::Kind::kShm:
+      return ListenShm(io, address, std::move(on_accept));
+    case Address::Kind::kFd:
       break;
   }
   return Unexpected(

@@ -92,8 +92,15 @@ class RingProducer {
   [[nodiscard]] Result<bool> TryPush(std::span<const std::byte> head,
                                      std::span<const std::byte> payload = {});
   // Waits (spin, then sleep) for room, then appends.
+  // As RingConsumer::SetAsleep, for a producer waiting for room in an event loop.
+  void SetWaitingForRoom(bool waiting) {
+    ring_.header().producer_asleep.store(waiting ? 1 : 0, std::memory_order_seq_cst);
+  }
   [[nodiscard]] Result<void> Push(std::span<const std::byte> head,
                                   std::span<const std::byte> payload, const WaitPolicy& wait);
+  // Wakes a sleeping consumer by writing this eventfd instead of a futex wake (for a
+  // consumer that sleeps in an event loop). -1: futex.
+  void set_wake_fd(int fd) { wake_fd_ = fd; }
   uint64_t wakeups_sent() const { return wakeups_; }
 
  private:
@@ -101,6 +108,7 @@ class RingProducer {
   void Publish(uint32_t new_tail);
   RingView ring_;
   uint32_t tail_;  // ours; the shared copy is only written
+  int wake_fd_ = -1;
   uint64_t wakeups_ = 0;
 };
 
@@ -116,12 +124,25 @@ class RingConsumer {
   [[nodiscard]] Result<Next> TryPeek();
   // Waits (spin, then sleep) for a frame.
   [[nodiscard]] Result<std::span<const std::byte>> Wait(const WaitPolicy& wait);
+  // True when bytes are published beyond what was consumed (or the indices are corrupt:
+  // TryPeek then says so).
+  bool HasData() const {
+    return ring_.header().tail.load(std::memory_order_seq_cst) != head_ + pending_;
+  }
   // Releases the frame last returned, and wakes a producer waiting for room.
   void Pop();
+  // As RingProducer::set_wake_fd, for waking a producer that waits for room.
+  void set_wake_fd(int fd) { wake_fd_ = fd; }
+  // For consumers that sleep elsewhere (an event loop): announce the sleep, then re-check
+  // with TryPeek before sleeping; clear it on waking.
+  void SetAsleep(bool asleep) {
+    ring_.header().consumer_asleep.store(asleep ? 1 : 0, std::memory_order_seq_cst);
+  }
   uint64_t sleeps() const { return sleeps_; }
 
  private:
   RingView ring_;
+  int wake_fd_ = -1;
   uint32_t head_;         // ours
   uint32_t pending_ = 0;  // bytes of the frame handed out, released by Pop
   uint64_t sleeps_ = 0;

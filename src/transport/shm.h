@@ -1,0 +1,54 @@
+// The shm!/PATH transport, private to the transport library: Listen() and Dial() reach
+// it for Address::Kind::kShm.
+//
+// The server listens on a Unix socket at PATH. For each connection it makes one sealed
+// memfd holding two rings (client->server, server->client; see ring.h) and two eventfds
+// (one per side: "wake me"), and sends them with an ShmHello over the socket
+// (SCM_RIGHTS). The socket then only tells each side that the other is gone (EOF).
+//
+// Each side's io thread polls its receive ring for frames and delivers them straight
+// from it (copied out first: the peer could change bytes under a parser); after
+// `spin` without traffic it announces that it sleeps and waits for its eventfd in the
+// event loop (plus a nap timer, so a peer that never rings costs latency, not a hang).
+// Sending copies the frame into the transmit ring from the caller's thread and rings the
+// peer's eventfd only when the peer sleeps.
+#ifndef NINEFOLD_SRC_TRANSPORT_SHM_H_
+#define NINEFOLD_SRC_TRANSPORT_SHM_H_
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+
+#include "ninefold/transport/channel.h"
+
+namespace ninefold::transport {
+
+// Sent by the server right after accept, with three descriptors: memfd, server eventfd,
+// client eventfd. Every field is checked by the client before use.
+struct ShmHello {
+  uint32_t magic = 0;
+  uint32_t version = 0;
+  uint64_t region_bytes = 0;
+  uint32_t ring_bytes = 0;  // footprint of each ring (header + capacity), page multiple
+  uint32_t c2s_offset = 0;  // client -> server ring
+  uint32_t s2c_offset = 0;  // server -> client ring
+  uint32_t reserved = 0;
+};
+constexpr uint32_t kShmMagic = 0x5339464e;  // "NF9S"
+constexpr uint32_t kShmVersion = 1;
+
+// How long an idle receiver polls before it sleeps (NINEFOLD_SHM_SPIN_US overrides).
+std::chrono::microseconds ShmSpin();
+
+[[nodiscard]] Result<std::unique_ptr<Listener>> ListenShm(asio::io_context& io,
+                                                          const Address& address,
+                                                          Listener::AcceptHandler on_accept);
+// The client side: `fd` is a Unix socket connected to the server's PATH; this waits (at
+// most `timeout`) for the hello, checks every field and maps the region. Takes `fd` over.
+[[nodiscard]] Result<std::shared_ptr<Channel>> OpenShmClient(asio::io_context& io, int fd,
+                                                             const Address& address,
+                                                             std::chrono::milliseconds timeout);
+
+}  // namespace ninefold::transport
+
+#endif  // NINEFOLD_SRC_TRANSPORT_SHM_H_

@@ -1,0 +1,472 @@
+// The shm!/PATH transport: see shm.h for the protocol.
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <mutex>
+
+#include "asio/local/stream_protocol.hpp"
+#include "asio/posix/stream_descriptor.hpp"
+#include "asio/post.hpp"
+#include "asio/steady_timer.hpp"
+#include "fmt/format.h"
+#include "ninefold/base/errc.h"
+#include "ninefold/base/log.h"
+#include "ninefold/buf/region.h"
+#include "ninefold/transport/ring.h"
+#include "shm.h"
+
+namespace ninefold::transport {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using stream_protocol = asio::local::stream_protocol;
+
+// Each ring holds frames up to 2 MiB (max_frame = capacity / 2 - 8): msize 1 MiB fits.
+constexpr uint32_t kRingCapacity = 4u << 20;
+// The longest a sleeping receiver goes without looking at its ring.
+constexpr auto kNap = std::chrono::milliseconds(100);
+
+Error Errno(int err, std::string context) {
+  return Error(std::error_code(err, std::generic_category()), std::move(context));
+}
+
+uint32_t RingBytes() {
+  size_t n = RingView::Footprint(kRingCapacity);
+  return static_cast<uint32_t>((n + buf::kPageSize - 1) / buf::kPageSize * buf::kPageSize);
+}
+
+class ShmChannel final : public Channel, public std::enable_shared_from_this<ShmChannel> {
+ public:
+  ShmChannel(asio::io_context& io, stream_protocol::socket socket,
+             std::shared_ptr<buf::Region> region, RingView rx, RingView tx, int my_wake_fd,
+             int peer_wake_fd, std::string peer)
+      : io_(io),
+        socket_(std::move(socket)),
+        region_(std::move(region)),
+        rx_(rx),
+        tx_(tx),
+        wake_(io, my_wake_fd),
+        peer_wake_fd_(peer_wake_fd),
+        nap_(io),
+        peer_(std::move(peer)),
+        spin_(ShmSpin()) {
+    rx_.set_wake_fd(peer_wake_fd_);
+    tx_.set_wake_fd(peer_wake_fd_);
+  }
+  ~ShmChannel() override { ::close(peer_wake_fd_); }
+
+  void Start(FrameHandler on_frame, CloseHandler on_close) override {
+    on_frame_ = std::move(on_frame);
+    {
+      std::lock_guard lock(mu_);
+      on_close_ = std::move(on_close);
+    }
+    WatchSocket();
+    idle_since_ = Clock::now();
+    asio::post(io_, [self = shared_from_this()] { self->Poll(); });
+  }
+  void SetMaxFrame(uint32_t max_frame) override { max_frame_.store(max_frame); }
+  void PauseReading() override { paused_.store(true); }
+  void ResumeReading() override { paused_.store(false); }
+
+  void Send(OutFrame frame) override {
+    std::unique_lock lock(mu_);
+    if (closed_) return;
+    if (queue_.empty()) {
+      Result<bool> pushed = tx_.TryPush(frame.head, frame.payload);
+      if (!pushed) return FailLater(pushed.error());
+      if (*pushed) return;
+    }
+    queued_ += frame.head.size() + frame.payload.size();
+    queue_.push_back(std::move(frame));
+    FlushLocked();
+  }
+
+  void Close() override { Stop(Error()); }
+  const std::string& peer() const override { return peer_; }
+  size_t queued_bytes() const override {
+    std::lock_guard lock(mu_);
+    return queued_;
+  }
+
+ private:
+  bool closed() const {
+    std::lock_guard lock(mu_);
+    return closed_;
+  }
+
+  // io thread, one chain at a time: delivers what the ring holds, then spins or sleeps.
+  void Poll() {
+    if (closed()) {
+      on_frame_ = nullptr;  // only Poll calls it: safe to drop here (breaks owner cycles)
+      return;
+    }
+    if (paused_.load()) {
+      nap_.expires_after(std::chrono::milliseconds(1));
+      nap_.async_wait([self = shared_from_this()](const std::error_code&) { self->Poll(); });
+      return;
+    }
+    int delivered = 0;
+    while (delivered < 64 && !paused_.load()) {
+      Result<RingConsumer::Next> next = rx_.TryPeek();
+      if (!next) return Stop(Error(next.error().code(), peer_ + ": " + next.error().context()));
+      if (!next->ready) break;
+      size_t size = next->frame.size();
+      uint32_t declared = 0;
+      if (size >= 4) std::memcpy(&declared, next->frame.data(), 4);
+      if (size < 7 || size > max_frame_.load() || declared != size) {
+        Errc code = size > max_frame_.load() ? Errc::kFrameTooLarge : Errc::kSizeMismatch;
+        return Stop(Error(code, fmt::format("frame of {} bytes (size field {}) from {} (limit {})",
+                                            size, declared, peer_, max_frame_.load())));
+      }
+      // A private copy: the peer could rewrite the ring's bytes while we parse them.
+      current_ = std::make_shared<std::vector<std::byte>>(next->frame.begin(), next->frame.end());
+      rx_.Pop();
+      auto frame = std::static_pointer_cast<const std::vector<std::byte>>(current_);
+      on_frame_(std::span<const std::byte>(frame->data(), frame->size()));
+      current_.reset();
+      ++delivered;
+      if (closed()) return Poll();
+    }
+    {
+      std::lock_guard lock(mu_);
+      FlushLocked();
+    }
+    auto now = Clock::now();
+    if (delivered > 0) idle_since_ = now;
+    if (delivered > 0 || now - idle_since_ < spin_) {
+      asio::post(io_, [self = shared_from_this()] { self->Poll(); });
+      return;
+    }
+    Sleep();
+  }
+
+  // Announces the sleep, re-checks the ring (the sender may have published just before),
+  // then waits for the eventfd or the nap timer, whichever comes first.
+  void Sleep() {
+    rx_.SetAsleep(true);
+    if (rx_.HasData()) {
+      rx_.SetAsleep(false);
+      asio::post(io_, [self = shared_from_this()] { self->Poll(); });
+      return;
+    }
+    sleeping_.store(true);
+    wake_.async_wait(asio::posix::stream_descriptor::wait_read,
+                     [self = shared_from_this()](const std::error_code& ec) {
+                       if (ec) return;
+                       uint64_t n;
+                       [[maybe_unused]] ssize_t r =
+                           ::read(self->wake_.native_handle(), &n, sizeof n);
+                       self->Wake();
+                     });
+    nap_.expires_after(kNap);
+    nap_.async_wait([self = shared_from_this()](const std::error_code& ec) {
+      if (!ec) self->Wake();
+    });
+  }
+
+  void Wake() {
+    if (!sleeping_.exchange(false)) return;  // the other waiter won
+    std::error_code ignored;
+    wake_.cancel(ignored);
+    nap_.cancel();
+    rx_.SetAsleep(false);
+    idle_since_ = Clock::now();
+    Poll();
+  }
+
+  // Moves queued frames into the ring while there is room; otherwise asks the peer to
+  // ring us when it makes room (and re-checks, as for sleeping).
+  void FlushLocked() {
+    while (!queue_.empty()) {
+      OutFrame& f = queue_.front();
+      Result<bool> pushed = tx_.TryPush(f.head, f.payload);
+      if (!pushed) return FailLater(pushed.error());
+      if (!*pushed) {
+        tx_.SetWaitingForRoom(true);
+        pushed = tx_.TryPush(f.head, f.payload);
+        if (!pushed) return FailLater(pushed.error());
+        if (!*pushed) return;
+      }
+      queued_ -= f.head.size() + f.payload.size();
+      queue_.pop_front();
+    }
+    tx_.SetWaitingForRoom(false);
+  }
+
+  // Never stop inside Send (the contract): from the io_context instead.
+  void FailLater(const Error& e) {
+    asio::post(io_, [self = shared_from_this(), e] {
+      self->Stop(Error(e.code(), self->peer_ + ": " + e.context()));
+    });
+  }
+
+  // The socket carries nothing after the hello: any byte is a protocol error, EOF is the
+  // peer going away.
+  void WatchSocket() {
+    socket_.async_read_some(
+        asio::buffer(&probe_, 1), [self = shared_from_this()](const std::error_code& ec, size_t n) {
+          if (ec == asio::error::operation_aborted) return;
+          if (n > 0) {
+            return self->Stop(
+                Error(std::errc::protocol_error, self->peer_ + " wrote on the shm control socket"));
+          }
+          self->Stop(ec && ec != asio::error::eof ? Error(ec, "shm control socket") : Error());
+        });
+  }
+
+  void Stop(const Error& why) {
+    CloseHandler handler;
+    {
+      std::lock_guard lock(mu_);
+      if (closed_) return;
+      closed_ = true;
+      queue_.clear();
+      queued_ = 0;
+      handler = std::move(on_close_);
+    }
+    std::error_code ignored;
+    socket_.close(ignored);
+    wake_.cancel(ignored);
+    nap_.cancel();
+    if (sleeping_.exchange(false)) {
+      asio::post(io_, [self = shared_from_this()] { self->Poll(); });  // drops on_frame_
+    }
+    if (handler) handler(why);
+  }
+
+  asio::io_context& io_;
+  stream_protocol::socket socket_;
+  std::shared_ptr<buf::Region> region_;  // keeps the rings mapped
+  RingConsumer rx_;                      // Poll's (one chain at a time)
+  RingProducer tx_;                      // guarded by mu_
+  asio::posix::stream_descriptor wake_;  // our eventfd: the peer rings it
+  int peer_wake_fd_;                     // the peer's eventfd
+  asio::steady_timer nap_;
+  std::string peer_;
+  std::chrono::microseconds spin_;
+  FrameHandler on_frame_;          // Poll's
+  std::shared_ptr<void> current_;  // Poll's: the frame being delivered
+  Clock::time_point idle_since_;   // Poll's
+  std::atomic<bool> sleeping_{false};
+  std::atomic<bool> paused_{false};
+  std::atomic<uint32_t> max_frame_{16u << 20};
+  char probe_ = 0;
+
+  mutable std::mutex mu_;
+  bool closed_ = false;         // guarded by mu_
+  CloseHandler on_close_;       // guarded by mu_
+  std::deque<OutFrame> queue_;  // guarded by mu_: frames waiting for ring room
+  size_t queued_ = 0;           // guarded by mu_
+};
+
+// Server side of one accepted connection: make the region and eventfds, send the hello.
+Result<std::shared_ptr<Channel>> AcceptShm(asio::io_context& io, stream_protocol::socket socket,
+                                           const Address& address) {
+  uint32_t ring_bytes = RingBytes();
+  Result<std::shared_ptr<buf::Region>> region = buf::Region::Create(2 * ring_bytes, "ninefold-shm");
+  if (!region) return Unexpected(region.error());
+  std::byte* base = (*region)->data();
+  Result<RingView> c2s = RingView::Init({base, ring_bytes});
+  Result<RingView> s2c = RingView::Init({base + ring_bytes, ring_bytes});
+  if (!c2s || !s2c) return Unexpected(c2s ? s2c.error() : c2s.error());
+  int efd_server = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  int efd_client = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (efd_server < 0 || efd_client < 0) {
+    Error e = Errno(errno, "eventfd");
+    if (efd_server >= 0) ::close(efd_server);
+    if (efd_client >= 0) ::close(efd_client);
+    return Unexpected(e);
+  }
+  ShmHello hello{.magic = kShmMagic,
+                 .version = kShmVersion,
+                 .region_bytes = (*region)->size(),
+                 .ring_bytes = ring_bytes,
+                 .c2s_offset = 0,
+                 .s2c_offset = ring_bytes};
+  int fds[3] = {(*region)->fd(), efd_server, efd_client};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
+  iovec iov{&hello, sizeof hello};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof fds);
+  std::memcpy(CMSG_DATA(c), fds, sizeof fds);
+  if (::sendmsg(socket.native_handle(), &msg, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof hello)) {
+    Error e = Errno(errno, "send shm hello");
+    ::close(efd_server);
+    ::close(efd_client);
+    return Unexpected(e);
+  }
+  std::string peer = fmt::format("shm!{}#{}", address.path, socket.native_handle());
+  return std::shared_ptr<Channel>(std::make_shared<ShmChannel>(
+      io, std::move(socket), std::move(*region), *c2s, *s2c, efd_server, efd_client, peer));
+}
+
+class ShmListener final : public Listener {
+ public:
+  ShmListener(asio::io_context& io, stream_protocol::acceptor acceptor, Address address,
+              AcceptHandler on_accept)
+      : io_(io),
+        acceptor_(std::move(acceptor)),
+        address_(std::move(address)),
+        on_accept_(std::move(on_accept)),
+        alive_(std::make_shared<bool>(true)) {
+    AcceptNext();
+  }
+  ~ShmListener() override { Close(); }
+  const Address& address() const override { return address_; }
+  void Close() override {
+    if (!*alive_) return;
+    *alive_ = false;
+    std::error_code ignored;
+    acceptor_.close(ignored);
+    ::unlink(address_.path.c_str());
+  }
+
+ private:
+  void AcceptNext() {
+    acceptor_.async_accept(
+        [this, alive = alive_](const std::error_code& ec, stream_protocol::socket socket) {
+          if (!*alive) return;
+          if (ec) {
+            if (ec == asio::error::operation_aborted) return;
+            Log(LogLevel::kWarn, "accept on {}: {}", address_.ToString(), ec.message());
+          } else {
+            Result<std::shared_ptr<Channel>> ch = AcceptShm(io_, std::move(socket), address_);
+            if (!ch) {
+              Log(LogLevel::kWarn, "shm connection on {}: {}", address_.ToString(),
+                  ch.error().ToString());
+            } else {
+              AcceptHandler handler = on_accept_;
+              handler(std::move(*ch));
+              if (!*alive) return;
+            }
+          }
+          AcceptNext();
+        });
+  }
+
+  asio::io_context& io_;
+  stream_protocol::acceptor acceptor_;
+  Address address_;
+  AcceptHandler on_accept_;
+  std::shared_ptr<bool> alive_;  // io thread
+};
+
+}  // namespace
+
+std::chrono::microseconds ShmSpin() {
+  static const std::chrono::microseconds spin = [] {
+    const char* env = std::getenv("NINEFOLD_SHM_SPIN_US");
+    return std::chrono::microseconds(env ? std::strtoul(env, nullptr, 10) : 50);
+  }();
+  return spin;
+}
+
+Result<std::unique_ptr<Listener>> ListenShm(asio::io_context& io, const Address& address,
+                                            Listener::AcceptHandler on_accept) {
+  std::error_code ec;
+  if (::access(address.path.c_str(), F_OK) == 0) {
+    stream_protocol::socket probe(io);
+    probe.connect(stream_protocol::endpoint(address.path), ec);
+    if (!ec) {
+      return Unexpected(
+          Error(std::errc::address_in_use, "another server listens on " + address.ToString()));
+    }
+    ::unlink(address.path.c_str());
+  }
+  stream_protocol::acceptor acceptor(io);
+  if (acceptor.open(stream_protocol(), ec); ec) return Unexpected(Error(ec, "socket"));
+  if (acceptor.bind(stream_protocol::endpoint(address.path), ec); ec) {
+    return Unexpected(Error(ec, "bind " + address.ToString()));
+  }
+  if (acceptor.listen(asio::socket_base::max_listen_connections, ec); ec) {
+    return Unexpected(Error(ec, "listen " + address.ToString()));
+  }
+  return std::unique_ptr<Listener>(
+      new ShmListener(io, std::move(acceptor), address, std::move(on_accept)));
+}
+
+Result<std::shared_ptr<Channel>> OpenShmClient(asio::io_context& io, int fd, const Address& address,
+                                               std::chrono::milliseconds timeout) {
+  // Takes `fd` over: closed on every error, else owned by the channel.
+  auto fail = [fd](Error e, std::initializer_list<int> more = {}) {
+    ::close(fd);
+    for (int m : more) {
+      if (m >= 0) ::close(m);
+    }
+    return Unexpected(std::move(e));
+  };
+  pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
+  int ready;
+  do {
+    ready = ::poll(&p, 1, static_cast<int>(timeout.count()));
+  } while (ready < 0 && errno == EINTR);
+  if (ready == 0) return fail(Errno(ETIMEDOUT, "no shm hello from " + address.ToString()));
+  ShmHello hello{};
+  int fds[3] = {-1, -1, -1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
+  iovec iov{&hello, sizeof hello};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+  if (n < 0) return fail(Errno(errno, "receive shm hello from " + address.ToString()));
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      std::memcpy(fds, CMSG_DATA(c), std::min(count, size_t{3}) * sizeof(int));
+    }
+  }
+  auto bad = [&](std::string why) {
+    return fail(Error(std::errc::protocol_error,
+                      fmt::format("{}: bad shm hello: {}", address.ToString(), why)),
+                {fds[0], fds[1], fds[2]});
+  };
+  if (n != sizeof hello || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+    return bad(fmt::format("{} bytes", n));
+  }
+  if (hello.magic != kShmMagic || hello.version != kShmVersion) {
+    return bad(fmt::format("magic {:#x} version {}", hello.magic, hello.version));
+  }
+  if (fds[0] < 0 || fds[1] < 0 || fds[2] < 0) return bad("descriptors missing");
+  uint64_t rb = hello.ring_bytes;
+  auto inside = [&](uint64_t off) {
+    return off % buf::kPageSize == 0 && off + rb <= hello.region_bytes;
+  };
+  if (rb < RingView::Footprint(64) || !inside(hello.c2s_offset) || !inside(hello.s2c_offset) ||
+      (hello.c2s_offset < hello.s2c_offset + rb && hello.s2c_offset < hello.c2s_offset + rb)) {
+    return bad(fmt::format("rings at {} and {} of {} bytes in {}", hello.c2s_offset,
+                           hello.s2c_offset, rb, hello.region_bytes));
+  }
+  int region_fd = std::exchange(fds[0], -1);
+  Result<std::shared_ptr<buf::Region>> region = buf::Region::Map(region_fd, hello.region_bytes);
+  if (!region) return fail(region.error(), {fds[1], fds[2]});
+  std::byte* base = (*region)->data();
+  Result<RingView> c2s = RingView::Attach({base + hello.c2s_offset, rb});
+  Result<RingView> s2c = RingView::Attach({base + hello.s2c_offset, rb});
+  if (!c2s || !s2c) return fail(c2s ? s2c.error() : c2s.error(), {fds[1], fds[2]});
+  stream_protocol::socket socket(io);
+  std::error_code ec;
+  socket.assign(stream_protocol(), fd, ec);
+  if (ec) return fail(Error(ec, "shm socket"), {fds[1], fds[2]});
+  return std::shared_ptr<Channel>(std::make_shared<ShmChannel>(
+      io, std::move(socket), std::move(*region), *s2c, *c2s, fds[2], fds[1], address.ToString()));
+}
+
+}  // namespace ninefold::transport
