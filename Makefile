@@ -71,6 +71,11 @@ bench: build
 bench-server: build
 	bench/server_vs_diod.sh $(RELEASE)
 
+# The shm transport against unix and tcp, beside the machine's limits (pingpong).
+.PHONY: bench-shm
+bench-shm: build
+	bench/shm_vs_sockets.sh $(RELEASE)
+
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')
 check-format:
