@@ -126,11 +126,14 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
         return Stop(Error(code, fmt::format("frame of {} bytes (size field {}) from {} (limit {})",
                                             size, declared, peer_, max_frame_.load())));
       }
-      // A private copy: the peer could rewrite the ring's bytes while we parse them.
-      current_ = std::make_shared<std::vector<std::byte>>(next->frame.begin(), next->frame.end());
+      // A private copy: the peer could rewrite the ring's bytes while we parse them. The
+      // copy's buffer is reused for the next frame unless the handler retained it.
+      if (!scratch_ || scratch_.use_count() > 1)
+        scratch_ = std::make_shared<std::vector<std::byte>>();
+      scratch_->assign(next->frame.begin(), next->frame.end());
       rx_.Pop();
-      auto frame = std::static_pointer_cast<const std::vector<std::byte>>(current_);
-      on_frame_(std::span<const std::byte>(frame->data(), frame->size()));
+      current_ = scratch_;
+      on_frame_(std::span<const std::byte>(scratch_->data(), scratch_->size()));
       current_.reset();
       ++delivered;
       if (closed()) return Poll();
@@ -252,9 +255,10 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   asio::steady_timer nap_;
   std::string peer_;
   std::chrono::microseconds spin_;
-  FrameHandler on_frame_;          // Poll's
-  std::shared_ptr<void> current_;  // Poll's: the frame being delivered
-  Clock::time_point idle_since_;   // Poll's
+  FrameHandler on_frame_;                            // Poll's
+  std::shared_ptr<std::vector<std::byte>> scratch_;  // Poll's: the last frame's copy
+  std::shared_ptr<const void> current_;              // Poll's: the frame being delivered
+  Clock::time_point idle_since_;                     // Poll's
   std::atomic<bool> sleeping_{false};
   std::atomic<bool> paused_{false};
   std::atomic<uint32_t> max_frame_{16u << 20};
