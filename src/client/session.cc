@@ -21,7 +21,18 @@ using Clock = std::chrono::steady_clock;
 struct Session::OpState {
   std::vector<uint16_t> tags;  // its requests on the wire
   bool cancelled = false;
+  std::chrono::milliseconds deadline{0};  // per request; zero: none
 };
+
+namespace {
+// DeadlineScope's value on this thread; negative: none (the session's default applies).
+thread_local std::chrono::milliseconds t_deadline{-1};
+}  // namespace
+
+DeadlineScope::DeadlineScope(std::chrono::milliseconds deadline) : previous_(t_deadline) {
+  t_deadline = deadline;
+}
+DeadlineScope::~DeadlineScope() { t_deadline = previous_; }
 
 namespace {
 
@@ -33,8 +44,9 @@ struct Slot {
   bool answered = false;  // its reply arrived while the flush was pending
   uint8_t type = 0;       // the T-message's type byte, for error context
   uint16_t flush_of = 0;
-  Error abort;  // what the operation completes with if the flush wins
-  Clock::time_point sent;
+  Error abort;                         // what the operation completes with if the flush wins
+  std::chrono::milliseconds limit{0};  // its deadline (zero: none)
+  Clock::time_point due = Clock::time_point::max();
 };
 
 // What the errno of a 9P2000 Rerror's text is, when it is one we know: Plan 9's own
@@ -76,7 +88,7 @@ Error ReplyError(const wire::Message& reply, uint8_t request_type) {
 }  // namespace
 
 struct Session::Impl {
-  explicit Impl(asio::io_context::executor_type ex) : deadline_timer(ex) {}
+  explicit Impl(asio::io_context::executor_type ex) : deadline_timer(ex), connect_timer(ex) {}
 
   // io thread.
   std::vector<Slot> slots;
@@ -92,7 +104,10 @@ struct Session::Impl {
   RawDone version_done;  // the Tversion's completion until Rversion
   bool closed = false;
   Error failure;
-  asio::steady_timer deadline_timer;
+  asio::steady_timer deadline_timer;  // the next Sweep
+  bool sweep_armed = false;
+  Clock::time_point sweep_due;
+  asio::steady_timer connect_timer;  // Rversion
 
   // Any thread.
   std::mutex fid_mu;
@@ -149,7 +164,11 @@ void Session::CountWritten(size_t n) {
   impl_->bytes_written.fetch_add(n, std::memory_order_relaxed);
 }
 
-std::shared_ptr<Session::OpState> Session::NewOp() { return std::make_shared<OpState>(); }
+std::shared_ptr<Session::OpState> Session::NewOp() {
+  auto op = std::make_shared<OpState>();
+  op->deadline = t_deadline.count() >= 0 ? t_deadline : options_.deadline;
+  return op;
+}
 
 Session::RawDone Session::Release(Fid fid, Done<void> done) {
   auto op = done.op;
@@ -216,8 +235,12 @@ void Session::Transmit(uint16_t tag, std::vector<std::byte> frame,
   Impl& im = *impl_;
   frame[5] = static_cast<std::byte>(tag & 0xff);
   frame[6] = static_cast<std::byte>(tag >> 8);
-  im.slots[tag] =
-      Slot{.in_use = true, .type = static_cast<uint8_t>(frame[4]), .sent = Clock::now()};
+  im.slots[tag] = Slot{.in_use = true, .type = static_cast<uint8_t>(frame[4])};
+  if (done.op && done.op->deadline.count() > 0) {
+    im.slots[tag].limit = done.op->deadline;
+    im.slots[tag].due = Clock::now() + done.op->deadline;
+    ScheduleSweep(im.slots[tag].due);
+  }
   if (done.op) done.op->tags.push_back(tag);
   im.dones[tag] = std::move(done);
   im.requests.fetch_add(1, std::memory_order_relaxed);
@@ -264,11 +287,15 @@ void Session::Flush(uint16_t tag, Error why) {
   NINEFOLD_CHECK(frame.has_value());
   (*frame)[5] = static_cast<std::byte>(ftag & 0xff);
   (*frame)[6] = static_cast<std::byte>(ftag >> 8);
-  im.slots[ftag] = Slot{.in_use = true,
-                        .is_flush = true,
-                        .type = wire::Tflush::kType,
-                        .flush_of = tag,
-                        .sent = Clock::now()};
+  im.slots[ftag] =
+      Slot{.in_use = true, .is_flush = true, .type = wire::Tflush::kType, .flush_of = tag};
+  if (slot.limit.count() > 0) {
+    // A server that answers neither the request nor its Tflush within the request's own
+    // deadline is declared dead.
+    im.slots[ftag].limit = slot.limit;
+    im.slots[ftag].due = Clock::now() + slot.limit;
+    ScheduleSweep(im.slots[ftag].due);
+  }
   im.requests.fetch_add(1, std::memory_order_relaxed);
   im.flushes.fetch_add(1, std::memory_order_relaxed);
   channel_->Send(transport::OutFrame{std::move(*frame), {}, nullptr});
@@ -298,6 +325,7 @@ void Session::Fail(Error why) {
   im.failure = std::move(why);
   connected_.store(false, std::memory_order_release);
   im.deadline_timer.cancel();
+  im.connect_timer.cancel();
   channel_->Close();
   if (im.version_done.fn) {
     RawDone d = std::move(im.version_done);
@@ -307,8 +335,10 @@ void Session::Fail(Error why) {
     if (!im.slots[tag].in_use) continue;
     bool flush = im.slots[tag].is_flush;
     bool answered = im.slots[tag].answered;
+    // A request already flushed (cancelled, or past its deadline) keeps that reason.
+    Error why = im.slots[tag].flushing ? im.slots[tag].abort : im.failure;
     RawDone d = Retire(static_cast<uint16_t>(tag));
-    if (!flush && !answered) d(Unexpected(im.failure));
+    if (!flush && !answered) d(Unexpected(std::move(why)));
   }
   std::deque<Impl::Waiting> waiting = std::move(im.waiting);
   for (auto& w : waiting) w.done(Unexpected(im.failure));
@@ -383,32 +413,49 @@ void Session::OnFrame(std::span<const std::byte> bytes) {
   d(&msg);
 }
 
-// Flushes requests past their deadline; declares the server dead when even a Tflush is
-// not answered within the deadline.
-void Session::ArmDeadlines() {
-  if (options_.deadline.count() <= 0) return;
-  auto period = std::max<Clock::duration>(options_.deadline / 4, std::chrono::milliseconds(1));
-  impl_->deadline_timer.expires_after(period);
-  impl_->deadline_timer.async_wait([weak = weak_from_this()](const std::error_code& ec) {
+// Runs Sweep at `due` unless it is already due earlier.
+void Session::ScheduleSweep(Clock::time_point due) {
+  Impl& im = *impl_;
+  if (im.sweep_armed && im.sweep_due <= due) return;
+  im.sweep_armed = true;
+  im.sweep_due = due;
+  im.deadline_timer.expires_at(due);
+  im.deadline_timer.async_wait([weak = weak_from_this()](const std::error_code& ec) {
     auto self = weak.lock();
-    if (ec || !self || self->impl_->closed) return;
-    Impl& im = *self->impl_;
-    auto now = Clock::now();
-    for (size_t tag = 0; tag < im.slots.size(); ++tag) {
-      const Slot& slot = im.slots[tag];
-      if (!slot.in_use || now - slot.sent < self->options_.deadline) continue;
-      if (slot.is_flush) {
-        return self->Fail(Error(std::errc::timed_out,
-                                fmt::format("{} did not answer Tflush within {} ms", self->peer(),
-                                            self->options_.deadline.count())));
-      }
-      self->Flush(static_cast<uint16_t>(tag),
-                  Error(std::errc::timed_out,
-                        fmt::format("{} unanswered after {} ms", wire::TypeName(slot.type),
-                                    self->options_.deadline.count())));
-    }
-    self->ArmDeadlines();
+    if (ec || !self) return;  // rescheduled (operation_aborted) or gone
+    self->impl_->sweep_armed = false;
+    self->Sweep();
   });
+}
+
+// Flushes requests past their deadline; declares the server dead when a Tflush is not
+// answered within the deadline either.
+void Session::Sweep() {
+  Impl& im = *impl_;
+  if (im.closed) return;
+  auto keep = shared_from_this();
+  auto now = Clock::now();
+  auto next = Clock::time_point::max();
+  for (size_t tag = 0; tag < im.slots.size(); ++tag) {
+    Slot& slot = im.slots[tag];
+    if (!slot.in_use || slot.due == Clock::time_point::max()) continue;
+    if (slot.due > now) {
+      next = std::min(next, slot.due);
+      continue;
+    }
+    if (slot.is_flush) {
+      return Fail(
+          Error(std::errc::not_connected,
+                fmt::format("{} answered neither {} nor its Tflush within {} ms", peer(),
+                            wire::TypeName(im.slots[slot.flush_of].type), slot.limit.count())));
+    }
+    slot.due = Clock::time_point::max();  // flushed once; the Tflush has its own deadline
+    Flush(static_cast<uint16_t>(tag),
+          Error(std::errc::timed_out, fmt::format("{} unanswered after {} ms",
+                                                  wire::TypeName(slot.type), slot.limit.count())));
+    if (im.closed) return;
+  }
+  if (next != Clock::time_point::max()) ScheduleSweep(next);
 }
 
 void Session::StartConnect(Done<std::shared_ptr<Session>> done) {
@@ -455,15 +502,14 @@ void Session::StartConnect(Done<std::shared_ptr<Session>> done) {
         self->msize_ = v->msize;
         self->channel_->SetMaxFrame(v->msize);
         self->connected_.store(true, std::memory_order_release);
-        self->impl_->deadline_timer.cancel();
-        self->ArmDeadlines();
+        self->impl_->connect_timer.cancel();
         done(self);
       }};
   impl_->requests.fetch_add(1, std::memory_order_relaxed);
   channel_->Send(transport::OutFrame{std::move(*frame), {}, nullptr});
   // A peer that never answers Tversion (not a 9P server, or a hung one) must not hang us.
-  impl_->deadline_timer.expires_after(options_.connect_timeout);
-  impl_->deadline_timer.async_wait([this, self](const std::error_code& ec) {
+  impl_->connect_timer.expires_after(options_.connect_timeout);
+  impl_->connect_timer.async_wait([this, self](const std::error_code& ec) {
     if (ec || !impl_->version_done.fn) return;
     Fail(Error(std::errc::timed_out, fmt::format("{} did not answer Tversion within {} ms", peer(),
                                                  options_.connect_timeout.count())));

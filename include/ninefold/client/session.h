@@ -22,8 +22,9 @@
 // session's executor; the session sends Tflush for every request of that operation. The
 // operation completes with operation_canceled once the server confirms with Rflush —
 // unless the server answered first, in which case it completes with that answer, as 9P
-// requires. SessionOptions::deadline does the same for each request past its deadline,
-// completing with timed_out.
+// requires. A request past its deadline (SessionOptions::deadline, or a DeadlineScope
+// around the call) is flushed the same way and completes with timed_out; if the server
+// answers neither it nor the Tflush within another deadline, the session fails.
 //
 // Large reads and writes are split into iounit-sized requests, all issued at once and
 // reassembled in order; walks of more than 16 names are split into successive Twalks.
@@ -70,6 +71,20 @@ struct SessionOptions {
   std::chrono::milliseconds deadline{0};
   // How long AsyncConnect waits for Rversion before failing with timed_out.
   std::chrono::milliseconds connect_timeout = std::chrono::seconds(10);
+};
+
+// Gives the operations started on this thread while it lives their own per-request
+// deadline, instead of SessionOptions::deadline (zero: none):
+//   { DeadlineScope d(200ms); session->AsyncRead(fid, 0, buf, token); }
+class DeadlineScope {
+ public:
+  explicit DeadlineScope(std::chrono::milliseconds deadline);
+  ~DeadlineScope();
+  DeadlineScope(const DeadlineScope&) = delete;
+  DeadlineScope& operator=(const DeadlineScope&) = delete;
+
+ private:
+  std::chrono::milliseconds previous_;
 };
 
 // Counters; Session::stats() may be read from any thread.
@@ -362,7 +377,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void Fail(Error why);
   void OnFrame(std::span<const std::byte> frame);
   void OnClose(const Error& why);
-  void ArmDeadlines();
+  void ScheduleSweep(std::chrono::steady_clock::time_point due);
+  void Sweep();
   void CountRead(size_t n);
   void CountWritten(size_t n);
   void StartConnect(Done<std::shared_ptr<Session>> done);
