@@ -336,9 +336,9 @@ void Session::Fail(Error why) {
     bool flush = im.slots[tag].is_flush;
     bool answered = im.slots[tag].answered;
     // A request already flushed (cancelled, or past its deadline) keeps that reason.
-    Error why = im.slots[tag].flushing ? im.slots[tag].abort : im.failure;
+    Error reason = im.slots[tag].flushing ? im.slots[tag].abort : im.failure;
     RawDone d = Retire(static_cast<uint16_t>(tag));
-    if (!flush && !answered) d(Unexpected(std::move(why)));
+    if (!flush && !answered) d(Unexpected(std::move(reason)));
   }
   std::deque<Impl::Waiting> waiting = std::move(im.waiting);
   for (auto& w : waiting) w.done(Unexpected(im.failure));
