@@ -209,10 +209,10 @@ Fs::~Fs() {
   }
 }
 
-Result<Fid> Fs::Walk(const std::vector<std::string>& names) const {
+Result<Fid> Fs::Walk(const std::vector<std::string>& names, Fid from) const {
   Fid fid = session_->AllocFid();
   Result<std::vector<wire::Qid>> qids =
-      Wait(session_->AsyncWalk(root_, fid, names, asio::use_future));
+      Wait(session_->AsyncWalk(from == wire::kNoFid ? root_ : from, fid, names, asio::use_future));
   if (!qids) {
     session_->ReleaseFid(fid);
     return Unexpected(qids.error());
@@ -330,6 +330,18 @@ Result<void> Fs::rename(std::string_view from, std::string_view to) const {
         wire::Trenameat{
             .olddirfid = *olddir, .oldname = oldname, .newdirfid = *newdir, .newname = newname},
         asio::use_future));
+    if (!r && r.error().code() == std::errc::operation_not_supported) {
+      // Servers without Trenameat (diod) take the older Trename of a walked fid.
+      Result<Fid> fid = Walk({oldname}, *olddir);
+      if (fid) {
+        auto old_style = Wait(session_->AsyncRequest<wire::Rrename>(
+            wire::Trename{.fid = *fid, .dfid = *newdir, .name = newname}, asio::use_future));
+        (void)Wait(session_->AsyncClunk(*fid, asio::use_future));
+        r = old_style ? Result<wire::Rrenameat>(wire::Rrenameat{}) : Unexpected(old_style.error());
+      } else {
+        r = Unexpected(fid.error());
+      }
+    }
     (void)Wait(session_->AsyncClunk(*olddir, asio::use_future));
     (void)Wait(session_->AsyncClunk(*newdir, asio::use_future));
     if (!r) return Unexpected(With(r.error(), what, to));

@@ -108,6 +108,8 @@ struct Session::Impl {
   bool sweep_armed = false;
   Clock::time_point sweep_due;
   asio::steady_timer connect_timer;  // Rversion
+  std::vector<std::byte> batch;      // frames to send at the end of this burst
+  bool flush_posted = false;
 
   // Any thread.
   std::mutex fid_mu;
@@ -244,7 +246,42 @@ void Session::Transmit(uint16_t tag, std::vector<std::byte> frame,
   if (done.op) done.op->tags.push_back(tag);
   im.dones[tag] = std::move(done);
   im.requests.fetch_add(1, std::memory_order_relaxed);
-  channel_->Send(transport::OutFrame{std::move(frame), payload, nullptr});
+  Emit(std::move(frame), payload);
+}
+
+// Frames sent while the io thread works through a burst of replies (each completion may
+// issue the next request) are gathered into one buffer and written with one send when
+// the burst is over; a frame with a large payload goes out by itself, after the batch,
+// so that order is kept and the payload is not copied.
+void Session::Emit(std::vector<std::byte> frame, std::span<const std::byte> payload) {
+  Impl& im = *impl_;
+  constexpr size_t kCopyPayloadBelow = 4096;
+  if (payload.size() >= kCopyPayloadBelow) {
+    FlushBatch();
+    channel_->Send(transport::OutFrame{std::move(frame), payload, nullptr});
+    return;
+  }
+  if (im.batch.empty() && !im.flush_posted) {
+    im.flush_posted = true;
+    asio::post(executor_, [self = shared_from_this()] {
+      self->impl_->flush_posted = false;
+      self->FlushBatch();
+    });
+  }
+  if (im.batch.empty()) {
+    im.batch = std::move(frame);
+  } else {
+    im.batch.insert(im.batch.end(), frame.begin(), frame.end());
+  }
+  im.batch.insert(im.batch.end(), payload.begin(), payload.end());
+}
+
+void Session::FlushBatch() {
+  Impl& im = *impl_;
+  if (im.batch.empty()) return;
+  std::vector<std::byte> out = std::move(im.batch);
+  im.batch.clear();
+  if (!im.closed) channel_->Send(transport::OutFrame{std::move(out), {}, nullptr});
 }
 
 // Sends what waits for a tag, in order, while tags are free.
@@ -298,7 +335,7 @@ void Session::Flush(uint16_t tag, Error why) {
   }
   im.requests.fetch_add(1, std::memory_order_relaxed);
   im.flushes.fetch_add(1, std::memory_order_relaxed);
-  channel_->Send(transport::OutFrame{std::move(*frame), {}, nullptr});
+  Emit(std::move(*frame), {});
 }
 
 void Session::Cancel(const std::shared_ptr<OpState>& op) {
@@ -326,6 +363,7 @@ void Session::Fail(Error why) {
   connected_.store(false, std::memory_order_release);
   im.deadline_timer.cancel();
   im.connect_timer.cancel();
+  im.batch.clear();
   channel_->Close();
   if (im.version_done.fn) {
     RawDone d = std::move(im.version_done);

@@ -121,8 +121,9 @@ class Fs {
   Fs(std::shared_ptr<Link::State> link, std::shared_ptr<client::Session> session,
      client::Session::Fid root)
       : link_(std::move(link)), session_(std::move(session)), root_(root) {}
-  // A new fid for `path` (walked from the root); the caller owns it.
-  [[nodiscard]] Result<client::Session::Fid> Walk(const std::vector<std::string>& names) const;
+  // A new fid for `names` walked from `from` (default: the root); the caller owns it.
+  [[nodiscard]] Result<client::Session::Fid> Walk(const std::vector<std::string>& names,
+                                                  client::Session::Fid from = wire::kNoFid) const;
   [[nodiscard]] Result<File> OpenFid(client::Session::Fid fid, std::string path,
                                      uint32_t mode) const;
 

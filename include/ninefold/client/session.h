@@ -372,6 +372,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void Transmit(uint16_t tag, std::vector<std::byte> frame, std::span<const std::byte> payload,
                 RawDone done);
   void Pump();
+  void Emit(std::vector<std::byte> frame, std::span<const std::byte> payload);
+  void FlushBatch();
   RawDone Retire(uint16_t tag);
   void Flush(uint16_t tag, Error why);
   void Fail(Error why);
