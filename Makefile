@@ -71,6 +71,12 @@ bench: build
 bench-server: build
 	bench/server_vs_diod.sh $(RELEASE)
 
+# ninefold bench (one thread) vs diodload (N threads) against diod, and ninefold bench
+# against diod vs ninefold serve (docs/client-performance.md).
+.PHONY: bench-client
+bench-client: build
+	bench/client_vs_diodload.sh $(RELEASE)
+
 # The shm transport against unix and tcp, beside the machine's limits (pingpong).
 .PHONY: bench-shm
 bench-shm: build

@@ -11,6 +11,8 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   ninefold::tools::AddDecodeCommand(app, &exit_code);
   ninefold::tools::AddServeCommand(app, &exit_code);
+  ninefold::tools::AddClientCommands(app, &exit_code);
+  ninefold::tools::AddBenchCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
