@@ -5,7 +5,7 @@
 #   bench/server_vs_diod.sh [BUILD_DIR]        (default build/release; builds nothing)
 #
 # Rows (each run REPEAT times, default 3, alternating which server goes first; the table
-# shows the median):
+# shows the median and the best round of each server):
 #   getattr 1/16 outstanding   p9load --op getattr on the 1 GiB file, one connection
 #   diodload -g -n 1/16        diodload's getattr loop on ctl/null, 1 resp. 16 threads
 #   read/write msize 64K/1M    p9load, 1 GiB sequential, IO_OUTSTANDING (4) in flight
@@ -159,19 +159,25 @@ echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at end ($(date -u +%H:%M) UT
 echo
 
 median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-fmt="| %-38s | %10s | %10s | %6s | %-11s |\n"
-printf "$fmt" "row (median of $REPEAT; RSS: one reading)" diod ninefold ratio "msize d/n"
-printf "$fmt" "---" "---:" "---:" "---:" "---"
+best() { tr ' ' '\n' | sed '/^$/d' | sort -g | tail -1; }
+ratio() { awk -v d="$1" -v n="$2" 'BEGIN { if (d > 0) printf "%.2f", n / d; else print "-" }'; }
+fmt="| %-38s | %10s | %10s | %6s | %10s | %10s | %6s | %-11s |\n"
+printf "$fmt" "row (of $REPEAT; RSS: one reading)" "diod med" "9fold med" ratio "diod best" "9fold best" ratio \
+  "msize d/n"
+printf "$fmt" "---" "---:" "---:" "---:" "---:" "---:" "---:" "---"
 for row in "${ROWS[@]}"; do
   d=$(median <<<"${RES[$row|diod]}")
   n=$(median <<<"${RES[$row|ninefold]}")
-  ratio=$(awk -v d="$d" -v n="$n" 'BEGIN { if (d > 0) printf "%.2f", n / d; else print "-" }')
+  bd=$(best <<<"${RES[$row|diod]}")
+  bn=$(best <<<"${RES[$row|ninefold]}")
   ms="${MSIZE[$row|diod]:-}"
   [ -z "$ms" ] || ms="$((ms / 1024))K/$((${MSIZE[$row|ninefold]} / 1024))K"
-  printf "$fmt" "$row" "$d" "$n" "$ratio" "$ms"
+  printf "$fmt" "$row" "$d" "$n" "$(ratio "$d" "$n")" "$bd" "$bn" "$(ratio "$bd" "$bn")" "$ms"
 done
 echo
 echo "ratio = ninefold / diod: above 1 is ninefold faster, except on the RSS rows (lower is less memory)."
+echo "med: the median of the rounds; best: the best round of each server (on a machine shared"
+echo "with other work, the best round is the one least disturbed by it)."
 echo
 echo "every reading (diod | ninefold), in run order:"
 for row in "${ROWS[@]}"; do printf "  %-38s |%s |%s\n" "$row" "${RES[$row|diod]}" "${RES[$row|ninefold]}"; done

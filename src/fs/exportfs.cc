@@ -32,24 +32,6 @@ using exportfs_internal::OpenBeneath;
 using exportfs_internal::SplitPath;
 using exportfs_internal::UniqueFd;
 
-// P9_GETATTR_* and P9_SETATTR_* bits (the Linux kernel's include/net/9p/9p.h).
-constexpr uint64_t kGetattrBasic = 0x7ff;
-constexpr uint64_t kGetattrBtime = 0x800;
-constexpr uint32_t kSetattrMode = 0x1;
-constexpr uint32_t kSetattrUid = 0x2;
-constexpr uint32_t kSetattrGid = 0x4;
-constexpr uint32_t kSetattrSize = 0x8;
-constexpr uint32_t kSetattrAtime = 0x10;
-constexpr uint32_t kSetattrMtime = 0x20;
-constexpr uint32_t kSetattrCtime = 0x40;
-constexpr uint32_t kSetattrAtimeSet = 0x80;
-constexpr uint32_t kSetattrMtimeSet = 0x100;
-
-// P9_LOCK_TYPE_*.
-constexpr uint8_t kLockRead = 0;
-constexpr uint8_t kLockWrite = 1;
-constexpr uint8_t kLockUnlock = 2;
-
 // The open(2) flags a client may ask for; anything else (O_CREAT, O_NOFOLLOW, O_PATH,
 // O_TMPFILE, FASYNC, O_NOCTTY) is dropped or decided here.
 constexpr int kOpenFlagsKept = O_ACCMODE | O_APPEND | O_TRUNC | O_NONBLOCK | O_DSYNC | O_SYNC |
@@ -96,9 +78,12 @@ auto Retry(F f) {
 
 class ExportNode : public Node {
  public:
-  ExportNode(std::shared_ptr<Export> exp, UniqueFd fd, const struct stat& st, std::string path)
+  // path_fd: an O_PATH descriptor for the file, shared with clones; null for a node that
+  // Create made, whose open descriptor serves instead.
+  ExportNode(std::shared_ptr<Export> exp, std::shared_ptr<const UniqueFd> path_fd,
+             const struct stat& st, std::string path)
       : exp_(std::move(exp)),
-        fd_(std::move(fd)),
+        path_fd_(std::move(path_fd)),
         qid_(QidOf(st)),
         type_(st.st_mode & S_IFMT),
         file_{st.st_dev, st.st_ino},
@@ -112,7 +97,8 @@ class ExportNode : public Node {
                                                   std::string path) {
     struct stat st;
     if (::fstat(fd.get(), &st) != 0) return Errno(errno, Quoted("fstat", path));
-    return std::make_unique<ExportNode>(std::move(exp), std::move(fd), st, std::move(path));
+    return std::make_unique<ExportNode>(
+        std::move(exp), std::make_shared<const UniqueFd>(std::move(fd)), st, std::move(path));
   }
 
   wire::Qid qid() const override { return qid_; }
@@ -149,7 +135,8 @@ class ExportNode : public Node {
  private:
   // The parent directory (re-resolved beneath the root) and this file's name in it.
   struct ParentRef {
-    UniqueFd dir;
+    int dir;
+    UniqueFd owned;  // dir, unless dir is the export root's own descriptor
     std::string name;
   };
 
@@ -158,8 +145,11 @@ class ExportNode : public Node {
     return path_;
   }
   bool is_dir() const { return type_ == S_IFDIR; }
-  // "N": fd_'s name in /proc/self/fd.
-  std::string FdName() const { return std::to_string(fd_.get()); }
+  // The descriptor every call on this file uses: O_PATH, or for a node Create made (which
+  // is open from the start) its open descriptor.
+  int node_fd() const { return path_fd_ ? path_fd_->get() : open_fd_.get(); }
+  // "N": node_fd()'s name in /proc/self/fd.
+  std::string FdName() const { return std::to_string(node_fd()); }
   std::string ProcPath() const { return "/proc/self/fd/" + FdName(); }
 
   Result<void> CheckWritable(std::string_view op) const {
@@ -190,7 +180,9 @@ class ExportNode : public Node {
   }
 
   const std::shared_ptr<Export> exp_;
-  const UniqueFd fd_;  // always O_PATH (never shares an open file description)
+  // O_PATH, shared by clones (never an open file description: a clone must not keep a
+  // clunked fid's OFD locks alive). Null for a node Create made.
+  const std::shared_ptr<const UniqueFd> path_fd_;
   const wire::Qid qid_;
   const mode_t type_;  // S_IFMT bits: a file's type never changes
   const FileKey file_;
@@ -209,7 +201,7 @@ Result<std::unique_ptr<Node>> ExportNode::Walk(std::string_view name) {
   if (name == ".") return Clone();
   if (auto ok = CheckName(name, "walk"); !ok) return Unexpected(ok.error());
   if (auto ok = CheckDir(Quoted("walk", name)); !ok) return Unexpected(ok.error());
-  auto fd = OpenBeneath(fd_.get(), std::string(name), O_PATH | O_NOFOLLOW);
+  auto fd = OpenBeneath(node_fd(), std::string(name), O_PATH | O_NOFOLLOW);
   if (!fd) return Errno(fd.error().code().value(), Quoted("walk", name));
   auto node = Make(exp_, std::move(*fd), JoinPath(path(), name));
   if (!node) return Unexpected(node.error());
@@ -218,7 +210,7 @@ Result<std::unique_ptr<Node>> ExportNode::Walk(std::string_view name) {
 
 Result<std::unique_ptr<Node>> ExportNode::Parent() const {
   if (auto ok = CheckDir("walk '..'"); !ok) return Unexpected(ok.error());
-  // Never openat(fd_, ".."): this directory may have been moved anywhere. Its recorded
+  // Never openat(node_fd(), ".."): this directory may have been moved anywhere. Its recorded
   // parent path is resolved beneath the root instead; the root's parent is the root.
   std::string parent = SplitPath(path()).first;
   auto fd = OpenBeneath(exp_->root.get(), parent, O_PATH | O_DIRECTORY);
@@ -229,23 +221,29 @@ Result<std::unique_ptr<Node>> ExportNode::Parent() const {
 }
 
 Result<std::unique_ptr<Node>> ExportNode::Clone() const {
-  int fd = ::fcntl(fd_.get(), F_DUPFD_CLOEXEC, 0);
-  if (fd < 0) return Errno(errno, "clone");
   struct stat st {};
   st.st_mode = type_;
   st.st_dev = file_.first;
   st.st_ino = file_.second;
-  return std::unique_ptr<Node>(std::make_unique<ExportNode>(exp_, UniqueFd(fd), st, path()));
+  std::shared_ptr<const UniqueFd> path_fd = path_fd_;  // shared: no system call
+  if (!path_fd) {
+    // A node Create made has only its open descriptor: the clone gets an O_PATH one of
+    // its own, through our magic link, which names exactly this file.
+    UniqueFd fd(::openat(exp_->proc_fd.get(), FdName().c_str(), O_PATH | O_CLOEXEC));
+    if (!fd.valid()) return Errno(errno, "clone");
+    path_fd = std::make_shared<const UniqueFd>(std::move(fd));
+  }
+  return std::unique_ptr<Node>(std::make_unique<ExportNode>(exp_, std::move(path_fd), st, path()));
 }
 
 Result<wire::Rgetattr> ExportNode::GetAttr(uint64_t) {
   struct statx stx;
-  if (::statx(fd_.get(), "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_STATX_SYNC_AS_STAT,
+  if (::statx(node_fd(), "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_STATX_SYNC_AS_STAT,
               STATX_BASIC_STATS | STATX_BTIME, &stx) != 0) {
     return Errno(errno, "getattr");
   }
   wire::Rgetattr r;
-  r.valid = kGetattrBasic;
+  r.valid = wire::kGetattrBasic;
   r.qid = qid_;
   r.mode = stx.stx_mode;
   r.uid = stx.stx_uid;
@@ -262,7 +260,7 @@ Result<wire::Rgetattr> ExportNode::GetAttr(uint64_t) {
   r.ctime_sec = static_cast<uint64_t>(stx.stx_ctime.tv_sec);
   r.ctime_nsec = stx.stx_ctime.tv_nsec;
   if (stx.stx_mask & STATX_BTIME) {
-    r.valid |= kGetattrBtime;
+    r.valid |= wire::kGetattrBtime;
     r.btime_sec = static_cast<uint64_t>(stx.stx_btime.tv_sec);
     r.btime_nsec = stx.stx_btime.tv_nsec;
   }
@@ -282,17 +280,17 @@ Result<void> ExportNode::Chmod(int fd, mode_t mode) const {
 
 Result<void> ExportNode::SetAttr(const wire::Tsetattr& req) {
   if (auto ok = CheckWritable("setattr"); !ok) return ok;
-  if (req.valid & kSetattrMode) {
-    if (auto ok = Chmod(fd_.get(), req.mode & 07777); !ok) return ok;
+  if (req.valid & wire::kSetattrMode) {
+    if (auto ok = Chmod(node_fd(), req.mode & 07777); !ok) return ok;
   }
-  if (req.valid & (kSetattrUid | kSetattrGid)) {
-    uid_t uid = (req.valid & kSetattrUid) ? req.uid : static_cast<uid_t>(-1);
-    gid_t gid = (req.valid & kSetattrGid) ? req.gid : static_cast<gid_t>(-1);
-    if (::fchownat(fd_.get(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+  if (req.valid & (wire::kSetattrUid | wire::kSetattrGid)) {
+    uid_t uid = (req.valid & wire::kSetattrUid) ? req.uid : static_cast<uid_t>(-1);
+    gid_t gid = (req.valid & wire::kSetattrGid) ? req.gid : static_cast<gid_t>(-1);
+    if (::fchownat(node_fd(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
       return Errno(errno, "chown");
     }
   }
-  if (req.valid & kSetattrSize) {
+  if (req.valid & wire::kSetattrSize) {
     if (type_ == S_IFDIR) return Errno(EISDIR, "truncate");
     if (type_ != S_IFREG) return Errno(EINVAL, "truncate: not a regular file");
     if (req.size > static_cast<uint64_t>(INT64_MAX)) return Errno(EFBIG, "truncate");
@@ -305,22 +303,23 @@ Result<void> ExportNode::SetAttr(const wire::Tsetattr& req) {
       return Errno(errno, "truncate");
     }
   }
-  if (req.valid & (kSetattrAtime | kSetattrMtime)) {
+  if (req.valid & (wire::kSetattrAtime | wire::kSetattrMtime)) {
     struct timespec ts[2];
     auto pick = [&](uint32_t bit, uint32_t set_bit, uint64_t sec, uint64_t nsec) {
       if (!(req.valid & bit)) return timespec{0, UTIME_OMIT};
       if (!(req.valid & set_bit)) return timespec{0, UTIME_NOW};
       return timespec{static_cast<time_t>(sec), static_cast<long>(nsec)};
     };
-    ts[0] = pick(kSetattrAtime, kSetattrAtimeSet, req.atime_sec, req.atime_nsec);
-    ts[1] = pick(kSetattrMtime, kSetattrMtimeSet, req.mtime_sec, req.mtime_nsec);
-    if (::utimensat(fd_.get(), "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+    ts[0] = pick(wire::kSetattrAtime, wire::kSetattrAtimeSet, req.atime_sec, req.atime_nsec);
+    ts[1] = pick(wire::kSetattrMtime, wire::kSetattrMtimeSet, req.mtime_sec, req.mtime_nsec);
+    if (::utimensat(node_fd(), "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
       return Errno(errno, "utimensat");
     }
-  } else if ((req.valid & kSetattrCtime) &&
-             !(req.valid & (kSetattrMode | kSetattrUid | kSetattrGid | kSetattrSize))) {
+  } else if ((req.valid & wire::kSetattrCtime) &&
+             !(req.valid &
+               (wire::kSetattrMode | wire::kSetattrUid | wire::kSetattrGid | wire::kSetattrSize))) {
     // Only "ctime = now": a no-op chown is the portable way to touch ctime alone.
-    if (::fchownat(fd_.get(), "", -1, -1, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+    if (::fchownat(node_fd(), "", -1, -1, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
       return Errno(errno, "touch ctime");
     }
   }
@@ -356,7 +355,7 @@ Result<std::unique_ptr<Node>> ExportNode::Create(std::string_view name, uint32_t
   // O_EXCL first, so that only a file made here gets the client's group and mode; without
   // the client's O_EXCL an existing file is then opened as open(2) would.
   const int f = (static_cast<int>(flags) & kOpenFlagsKept & ~O_DIRECTORY) | O_NOFOLLOW;
-  auto opened = OpenBeneath(fd_.get(), std::string(name), f | O_CREAT | O_EXCL, mode & 07777);
+  auto opened = OpenBeneath(node_fd(), std::string(name), f | O_CREAT | O_EXCL, mode & 07777);
   if (!opened && opened.error().code().value() == EEXIST && !(flags & O_EXCL)) {
     // It exists: walk to it and open it with every check Open makes (symlink, device,
     // directory, read-only) before anything is opened for real.
@@ -370,7 +369,10 @@ Result<std::unique_ptr<Node>> ExportNode::Create(std::string_view name, uint32_t
   if (!opened) return Errno(opened.error().code().value(), Quoted("create", name));
   struct stat st;
   if (::fstat(opened->get(), &st) != 0) return Errno(errno, Quoted("create", name));
-  if (gid != wire::kNoUid) (void)::fchown(opened->get(), static_cast<uid_t>(-1), gid);
+  if (gid != wire::kNoUid && st.st_gid != gid) {
+    // Best effort: the group is the client's wish, not a requirement of the operation.
+    (void)::fchown(opened->get(), static_cast<uid_t>(-1), gid);
+  }
   // The client applied its umask already; undo what the server's umask removed.
   if ((st.st_mode & 0777) != (mode & 0777)) {
     if (::fchmod(opened->get(), (st.st_mode & 07000) | (mode & 0777)) != 0) {
@@ -378,10 +380,8 @@ Result<std::unique_ptr<Node>> ExportNode::Create(std::string_view name, uint32_t
     }
     st.st_mode = (st.st_mode & ~0777u) | (mode & 0777);
   }
-  UniqueFd path_fd(
-      ::openat(exp_->proc_fd.get(), std::to_string(opened->get()).c_str(), O_PATH | O_CLOEXEC));
-  if (!path_fd.valid()) return Errno(errno, Quoted("create", name));
-  auto node = std::make_unique<ExportNode>(exp_, std::move(path_fd), st, JoinPath(path(), name));
+  // The open descriptor also serves as the node's own (see node_fd()): no O_PATH one.
+  auto node = std::make_unique<ExportNode>(exp_, nullptr, st, JoinPath(path(), name));
   node->open_fd_ = std::move(*opened);
   return std::unique_ptr<Node>(std::move(node));
 }
@@ -456,7 +456,7 @@ Result<size_t> ExportNode::ReadDir(uint64_t offset, std::span<std::byte> out) {
 
 Result<wire::Qid> ExportNode::FinishCreated(std::string_view name, uint32_t mode, uint32_t gid,
                                             bool fix_mode) const {
-  auto fd = OpenBeneath(fd_.get(), std::string(name), O_PATH | O_NOFOLLOW);
+  auto fd = OpenBeneath(node_fd(), std::string(name), O_PATH | O_NOFOLLOW);
   if (!fd) return Unexpected(fd.error());
   if (gid != wire::kNoUid) {
     // Best effort: the group is the client's wish, not a requirement of the operation.
@@ -477,7 +477,7 @@ Result<wire::Qid> ExportNode::Mkdir(std::string_view name, uint32_t mode, uint32
   if (auto ok = CheckName(name, "mkdir"); !ok) return Unexpected(ok.error());
   if (auto ok = CheckWritable(Quoted("mkdir", name)); !ok) return Unexpected(ok.error());
   std::string n(name);
-  if (::mkdirat(fd_.get(), n.c_str(), mode & 07777) != 0) return Errno(errno, Quoted("mkdir", n));
+  if (::mkdirat(node_fd(), n.c_str(), mode & 07777) != 0) return Errno(errno, Quoted("mkdir", n));
   return FinishCreated(name, mode, gid, /*fix_mode=*/true);
 }
 
@@ -490,7 +490,7 @@ Result<wire::Qid> ExportNode::Symlink(std::string_view name, std::string_view ta
   }
   // The target is only text: the export never follows it.
   std::string n(name), t(target);
-  if (::symlinkat(t.c_str(), fd_.get(), n.c_str()) != 0) return Errno(errno, Quoted("symlink", n));
+  if (::symlinkat(t.c_str(), node_fd(), n.c_str()) != 0) return Errno(errno, Quoted("symlink", n));
   return FinishCreated(name, 0, gid, /*fix_mode=*/false);
 }
 
@@ -499,7 +499,7 @@ Result<wire::Qid> ExportNode::Mknod(std::string_view name, uint32_t mode, uint32
   if (auto ok = CheckName(name, "mknod"); !ok) return Unexpected(ok.error());
   if (auto ok = CheckWritable(Quoted("mknod", name)); !ok) return Unexpected(ok.error());
   std::string n(name);
-  if (::mknodat(fd_.get(), n.c_str(), mode, makedev(major, minor)) != 0) {
+  if (::mknodat(node_fd(), n.c_str(), mode, makedev(major, minor)) != 0) {
     return Errno(errno, Quoted("mknod", n));
   }
   return FinishCreated(name, mode, gid, /*fix_mode=*/true);
@@ -512,9 +512,9 @@ Result<void> ExportNode::Link(std::string_view name, Node& target) {
   if (!peer) return Unexpected(peer.error());
   std::string n(name);
   // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; without it, link through our magic link.
-  if (::linkat((*peer)->fd_.get(), "", fd_.get(), n.c_str(), AT_EMPTY_PATH) == 0) return {};
+  if (::linkat((*peer)->node_fd(), "", node_fd(), n.c_str(), AT_EMPTY_PATH) == 0) return {};
   if (errno != ENOENT && errno != EPERM) return Errno(errno, Quoted("link", n));
-  if (::linkat(exp_->proc_fd.get(), (*peer)->FdName().c_str(), fd_.get(), n.c_str(),
+  if (::linkat(exp_->proc_fd.get(), (*peer)->FdName().c_str(), node_fd(), n.c_str(),
                AT_SYMLINK_FOLLOW) != 0) {
     return Errno(errno, Quoted("link", n));
   }
@@ -529,7 +529,7 @@ Result<void> ExportNode::RenameAt(std::string_view old_name, Node& new_dir,
   auto peer = Peer(new_dir, Quoted("renameat", old_name));
   if (!peer) return Unexpected(peer.error());
   std::string o(old_name), n(new_name);
-  if (::renameat(fd_.get(), o.c_str(), (*peer)->fd_.get(), n.c_str()) != 0) {
+  if (::renameat(node_fd(), o.c_str(), (*peer)->node_fd(), n.c_str()) != 0) {
     return Errno(errno, Quoted("renameat", o));
   }
   return {};
@@ -540,7 +540,7 @@ Result<void> ExportNode::UnlinkAt(std::string_view name, uint32_t flags) {
   if (auto ok = CheckWritable(Quoted("unlinkat", name)); !ok) return ok;
   if (flags & ~static_cast<uint32_t>(AT_REMOVEDIR)) return Errno(EINVAL, "unlinkat flags");
   std::string n(name);
-  if (::unlinkat(fd_.get(), n.c_str(), static_cast<int>(flags)) != 0) {
+  if (::unlinkat(node_fd(), n.c_str(), static_cast<int>(flags)) != 0) {
     return Errno(errno, Quoted("unlinkat", n));
   }
   return {};
@@ -549,17 +549,22 @@ Result<void> ExportNode::UnlinkAt(std::string_view name, uint32_t flags) {
 Result<ExportNode::ParentRef> ExportNode::ResolveParent(std::string_view op) const {
   auto [dir, name] = SplitPath(path());
   if (name.empty()) return Errno(EBUSY, std::string(op) + " of the export root");
-  auto fd = OpenBeneath(exp_->root.get(), dir, O_PATH | O_DIRECTORY);
-  if (!fd) return Errno(fd.error().code().value(), Quoted(op, dir));
+  ParentRef parent{exp_->root.get(), UniqueFd(), name};
+  if (!dir.empty()) {  // else the parent is the root itself: nothing to resolve
+    auto fd = OpenBeneath(exp_->root.get(), dir, O_PATH | O_DIRECTORY);
+    if (!fd) return Errno(fd.error().code().value(), Quoted(op, dir));
+    parent.owned = std::move(*fd);
+    parent.dir = parent.owned.get();
+  }
   struct stat st;
-  if (::fstatat(fd->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+  if (::fstatat(parent.dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     return Errno(errno, Quoted(op, name));
   }
   // Someone else renamed this file away (and perhaps put another in its place).
   if (FileKey{st.st_dev, st.st_ino} != file_) {
     return Errno(ESTALE, Quoted(op, name) + ": no longer this file");
   }
-  return ParentRef{std::move(*fd), name};
+  return parent;
 }
 
 Result<void> ExportNode::Rename(Node& new_dir, std::string_view new_name) {
@@ -571,7 +576,7 @@ Result<void> ExportNode::Rename(Node& new_dir, std::string_view new_name) {
   if (!parent) return Unexpected(parent.error());
   std::string n(new_name);
   std::string new_path = JoinPath((*peer)->path(), n);
-  if (::renameat(parent->dir.get(), parent->name.c_str(), (*peer)->fd_.get(), n.c_str()) != 0) {
+  if (::renameat(parent->dir, parent->name.c_str(), (*peer)->node_fd(), n.c_str()) != 0) {
     return Errno(errno, Quoted("rename", parent->name));
   }
   std::lock_guard lock(path_mu_);
@@ -583,7 +588,7 @@ Result<void> ExportNode::Remove() {
   if (auto ok = CheckWritable("remove"); !ok) return ok;
   auto parent = ResolveParent("remove");
   if (!parent) return Unexpected(parent.error());
-  if (::unlinkat(parent->dir.get(), parent->name.c_str(), is_dir() ? AT_REMOVEDIR : 0) != 0) {
+  if (::unlinkat(parent->dir, parent->name.c_str(), is_dir() ? AT_REMOVEDIR : 0) != 0) {
     return Errno(errno, Quoted("remove", parent->name));
   }
   return {};
@@ -593,7 +598,7 @@ Result<std::string> ExportNode::ReadLink() {
   if (type_ != S_IFLNK) return Errno(EINVAL, "readlink: not a symlink");
   std::string buf(256, '\0');
   for (;;) {
-    ssize_t n = ::readlinkat(fd_.get(), "", buf.data(), buf.size());
+    ssize_t n = ::readlinkat(node_fd(), "", buf.data(), buf.size());
     if (n < 0) return Errno(errno, "readlink");
     if (static_cast<size_t>(n) < buf.size()) {
       buf.resize(static_cast<size_t>(n));
@@ -605,7 +610,7 @@ Result<std::string> ExportNode::ReadLink() {
 
 Result<wire::Rstatfs> ExportNode::StatFs() {
   struct statfs s;
-  if (::fstatfs(fd_.get(), &s) != 0) return Errno(errno, "statfs");
+  if (::fstatfs(node_fd(), &s) != 0) return Errno(errno, "statfs");
   wire::Rstatfs r;
   r.type = static_cast<uint32_t>(s.f_type);
   r.bsize = static_cast<uint32_t>(s.f_bsize);
@@ -629,46 +634,51 @@ Result<void> ExportNode::Fsync(bool datasync) {
   return {};
 }
 
-// [start, start+length) as a struct flock range; length 0 (or past 2^63) is "to EOF".
-Result<void> FillRange(uint64_t start, uint64_t length, struct flock* fl, uint64_t* end) {
+// A 9P lock request as a struct flock: type and [start, start+length) (length 0, or
+// past 2^63, is "to EOF", and *end is then UINT64_MAX). A test (Tgetlock) of type UNLCK,
+// which is what Linux's v9fs sends to ask "is any lock in the way?", tests as a write
+// lock, which every other lock conflicts with (diod 1.0.24 answers EINVAL there).
+Result<struct flock> ToFlock(uint8_t type, uint64_t start, uint64_t length, bool test,
+                             uint64_t* end) {
+  struct flock fl {};
+  switch (type) {
+    case wire::kLockTypeRead:
+      fl.l_type = F_RDLCK;
+      break;
+    case wire::kLockTypeWrite:
+      fl.l_type = F_WRLCK;
+      break;
+    case wire::kLockTypeUnlock:
+      fl.l_type = test ? F_WRLCK : F_UNLCK;
+      break;
+    default:
+      return Errno(EINVAL, test ? "getlock type" : "lock type");
+  }
   if (start > static_cast<uint64_t>(INT64_MAX)) return Errno(EINVAL, "lock start");
-  fl->l_whence = SEEK_SET;
-  fl->l_start = static_cast<off_t>(start);
+  fl.l_whence = SEEK_SET;
+  fl.l_start = static_cast<off_t>(start);
   if (length == 0 || length > static_cast<uint64_t>(INT64_MAX) - start) {
-    fl->l_len = 0;
+    fl.l_len = 0;
     *end = UINT64_MAX;
   } else {
-    fl->l_len = static_cast<off_t>(length);
+    fl.l_len = static_cast<off_t>(length);
     *end = start + length;
   }
-  return {};
+  return fl;
 }
 
 Result<uint8_t> ExportNode::Lock(const wire::Tlock& req) {
   auto fd = OpenFd("lock");
   if (!fd) return Unexpected(fd.error());
-  struct flock fl {};
-  switch (req.type) {
-    case kLockRead:
-      fl.l_type = F_RDLCK;
-      break;
-    case kLockWrite:
-      fl.l_type = F_WRLCK;
-      break;
-    case kLockUnlock:
-      fl.l_type = F_UNLCK;
-      break;
-    default:
-      return Errno(EINVAL, "lock type");
-  }
   uint64_t end;
-  if (auto ok = FillRange(req.start, req.length, &fl, &end); !ok) return Unexpected(ok.error());
+  Result<struct flock> fl = ToFlock(req.type, req.start, req.length, /*test=*/false, &end);
+  if (!fl) return Unexpected(fl.error());
   // Never blocks (P9_LOCK_FLAGS_BLOCK is the client's to retry): F_OFD_SETLK, not SETLKW.
-  if (Retry([&] { return ::fcntl(*fd, F_OFD_SETLK, &fl); }) != 0) {
+  if (Retry([&] { return ::fcntl(*fd, F_OFD_SETLK, &*fl); }) != 0) {
     if (errno == EAGAIN || errno == EACCES) return uint8_t{kLockBlocked};
     return Errno(errno, "lock");
   }
-  if (req.type == kLockUnlock) {
+  if (req.type == wire::kLockTypeUnlock) {
     exp_->locks.Released(file_, this, req.start, end);
   } else {
     exp_->locks.Granted(file_, this, req.start, end,
@@ -680,33 +690,21 @@ Result<uint8_t> ExportNode::Lock(const wire::Tlock& req) {
 Result<LockInfo> ExportNode::GetLock(const wire::Tgetlock& req) {
   auto fd = OpenFd("getlock");
   if (!fd) return Unexpected(fd.error());
-  struct flock fl {};
-  switch (req.type) {
-    case kLockRead:
-      fl.l_type = F_RDLCK;
-      break;
-    case kLockWrite:
-    // Linux's v9fs asks with type UNLCK ("is any lock in the way?"): test as a write
-    // lock, which every other lock conflicts with. (diod 1.0.24 answers EINVAL here.)
-    case kLockUnlock:
-      fl.l_type = F_WRLCK;
-      break;
-    default:
-      return Errno(EINVAL, "getlock type");
-  }
   uint64_t end;
-  if (auto ok = FillRange(req.start, req.length, &fl, &end); !ok) return Unexpected(ok.error());
+  Result<struct flock> test = ToFlock(req.type, req.start, req.length, /*test=*/true, &end);
+  if (!test) return Unexpected(test.error());
+  struct flock fl = *test;
   if (::fcntl(*fd, F_OFD_GETLK, &fl) != 0) return Errno(errno, "getlock");
   LockInfo info;
   if (fl.l_type == F_UNLCK) {
-    info.type = kLockUnlock;
+    info.type = wire::kLockTypeUnlock;
     info.start = req.start;
     info.length = req.length;
     info.proc_id = req.proc_id;
     info.client_id = std::string(req.client_id);
     return info;
   }
-  info.type = fl.l_type == F_WRLCK ? kLockWrite : kLockRead;
+  info.type = fl.l_type == F_WRLCK ? wire::kLockTypeWrite : wire::kLockTypeRead;
   info.start = static_cast<uint64_t>(fl.l_start);
   info.length = static_cast<uint64_t>(fl.l_len);
   uint64_t holder_end = fl.l_len == 0 ? UINT64_MAX : info.start + info.length;

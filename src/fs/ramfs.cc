@@ -24,22 +24,7 @@
 namespace ninefold::fs {
 namespace {
 
-// Tsetattr.valid bits (P9_SETATTR_*).
-constexpr uint32_t kSetMode = 0x1;
-constexpr uint32_t kSetUid = 0x2;
-constexpr uint32_t kSetGid = 0x4;
-constexpr uint32_t kSetSize = 0x8;
-constexpr uint32_t kSetAtime = 0x10;
-constexpr uint32_t kSetMtime = 0x20;
-constexpr uint32_t kSetAtimeSet = 0x80;
-constexpr uint32_t kSetMtimeSet = 0x100;
-constexpr uint64_t kGetattrAll = 0x3fff;  // P9_GETATTR_ALL: basic, btime, gen, data_version
 constexpr uint32_t kAtRemoveDir = 0x200;
-constexpr uint32_t kXattrCreate = 1;
-constexpr uint32_t kXattrReplace = 2;
-constexpr uint8_t kLockRead = 0;
-constexpr uint8_t kLockWrite = 1;
-constexpr uint8_t kLockUnlock = 2;
 constexpr uint64_t kMaxFileSize = INT64_MAX;
 constexpr size_t kMaxName = 255;
 constexpr size_t kMaxXattrValue = 65536;
@@ -81,7 +66,7 @@ struct Usage {
 
 // One POSIX lock held by (client_id, proc_id) over [start, end] (end inclusive).
 struct LockRange {
-  uint8_t type = kLockRead;
+  uint8_t type = wire::kLockTypeRead;
   uint64_t start = 0;
   uint64_t end = 0;
   uint32_t proc_id = 0;
@@ -404,7 +389,7 @@ class RamNode final : public Node {
     std::lock_guard lock(fs_->mu);
     const Inode& in = *inode_;
     wire::Rgetattr r;
-    r.valid = kGetattrAll;
+    r.valid = wire::kGetattrAll;
     r.qid = in.qid();
     r.mode = in.type | in.perm;
     r.uid = in.uid;
@@ -430,25 +415,25 @@ class RamNode final : public Node {
   Result<void> SetAttr(const wire::Tsetattr& req) override {
     std::lock_guard lock(fs_->mu);
     Inode& in = *inode_;
-    if (req.valid & kSetSize) {
+    if (req.valid & wire::kSetattrSize) {
       if (in.is_dir()) return Errno(EISDIR, "truncate a directory");
       if (in.type != S_IFREG) return Errno(EINVAL, "truncate a special file");
       if (req.size > kMaxFileSize) return Errno(EFBIG, "truncate");
     }
-    if (req.valid & kSetMode) in.perm = req.mode & 07777;
-    if (req.valid & kSetUid) in.uid = req.uid;
-    if (req.valid & kSetGid) in.gid = req.gid;
+    if (req.valid & wire::kSetattrMode) in.perm = req.mode & 07777;
+    if (req.valid & wire::kSetattrUid) in.uid = req.uid;
+    if (req.valid & wire::kSetattrGid) in.gid = req.gid;
     std::unique_lock data(in.data_mu);
     Time now = Now();
-    if (req.valid & kSetSize) {
+    if (req.valid & wire::kSetattrSize) {
       Truncate(in, req.size);
       in.mtime = now;
     }
-    if (req.valid & kSetAtime) {
-      in.atime = (req.valid & kSetAtimeSet) ? Time{req.atime_sec, req.atime_nsec} : now;
+    if (req.valid & wire::kSetattrAtime) {
+      in.atime = (req.valid & wire::kSetattrAtimeSet) ? Time{req.atime_sec, req.atime_nsec} : now;
     }
-    if (req.valid & kSetMtime) {
-      in.mtime = (req.valid & kSetMtimeSet) ? Time{req.mtime_sec, req.mtime_nsec} : now;
+    if (req.valid & wire::kSetattrMtime) {
+      in.mtime = (req.valid & wire::kSetattrMtimeSet) ? Time{req.mtime_sec, req.mtime_nsec} : now;
     }
     in.ctime = now;  // every attribute change, P9_SETATTR_CTIME or not
     in.BumpVersion();
@@ -679,16 +664,16 @@ class RamNode final : public Node {
   Result<void> Fsync(bool) override { return {}; }
 
   Result<uint8_t> Lock(const wire::Tlock& req) override {
-    if (req.type > kLockUnlock) return Errno(EINVAL, "lock type");
+    if (req.type > wire::kLockTypeUnlock) return Errno(EINVAL, "lock type");
     auto span = LockSpan(req.start, req.length);
     if (!span) return Unexpected(span.error());
     auto [start, end] = *span;
     std::lock_guard lock(fs_->mu);
     std::vector<LockRange>& locks = inode_->locks;
-    if (req.type != kLockUnlock) {
+    if (req.type != wire::kLockTypeUnlock) {
       for (const LockRange& l : locks) {
         if (!l.SameOwner(req.proc_id, req.client_id) && l.Overlaps(start, end) &&
-            (l.type == kLockWrite || req.type == kLockWrite)) {
+            (l.type == wire::kLockTypeWrite || req.type == wire::kLockTypeWrite)) {
           return static_cast<uint8_t>(kLockBlocked);
         }
       }
@@ -703,7 +688,7 @@ class RamNode final : public Node {
       if (l.start < start) kept.push_back({l.type, l.start, start - 1, l.proc_id, l.client_id});
       if (l.end > end) kept.push_back({l.type, end + 1, l.end, l.proc_id, l.client_id});
     }
-    if (req.type != kLockUnlock) {
+    if (req.type != wire::kLockTypeUnlock) {
       kept.push_back({req.type, start, end, req.proc_id, std::string(req.client_id)});
       lock_owners_.emplace(std::string(req.client_id), req.proc_id);
     }
@@ -712,18 +697,20 @@ class RamNode final : public Node {
   }
 
   Result<LockInfo> GetLock(const wire::Tgetlock& req) override {
-    if (req.type != kLockRead && req.type != kLockWrite) return Errno(EINVAL, "getlock type");
+    if (req.type != wire::kLockTypeRead && req.type != wire::kLockTypeWrite)
+      return Errno(EINVAL, "getlock type");
     auto span = LockSpan(req.start, req.length);
     if (!span) return Unexpected(span.error());
     auto [start, end] = *span;
     std::lock_guard lock(fs_->mu);
     for (const LockRange& l : inode_->locks) {
       if (!l.SameOwner(req.proc_id, req.client_id) && l.Overlaps(start, end) &&
-          (l.type == kLockWrite || req.type == kLockWrite)) {
+          (l.type == wire::kLockTypeWrite || req.type == wire::kLockTypeWrite)) {
         return LockInfo{l.type, l.start, LockLength(l), l.proc_id, l.client_id};
       }
     }
-    return LockInfo{kLockUnlock, req.start, req.length, req.proc_id, std::string(req.client_id)};
+    return LockInfo{wire::kLockTypeUnlock, req.start, req.length, req.proc_id,
+                    std::string(req.client_id)};
   }
 
   Result<std::string> GetXattr(std::string_view name) override {
@@ -743,16 +730,16 @@ class RamNode final : public Node {
   }
 
   Result<void> SetXattr(std::string_view name, std::string_view value, uint32_t flags) override {
-    if (flags & ~(kXattrCreate | kXattrReplace)) return Errno(EINVAL, "setxattr flags");
+    if (flags & ~(wire::kXattrCreate | wire::kXattrReplace)) return Errno(EINVAL, "setxattr flags");
     if (name.empty() || name.size() > kMaxName) return Errno(ERANGE, "xattr name length");
     if (value.size() > kMaxXattrValue) return Errno(E2BIG, "xattr value too large");
     std::lock_guard lock(fs_->mu);
     auto& xattrs = inode_->xattrs;
     auto it = xattrs.find(name);
-    if (it != xattrs.end() && (flags & kXattrCreate)) {
+    if (it != xattrs.end() && (flags & wire::kXattrCreate)) {
       return Errno(EEXIST, "xattr '" + std::string(name) + "' exists");
     }
-    if (it == xattrs.end() && (flags & kXattrReplace)) {
+    if (it == xattrs.end() && (flags & wire::kXattrReplace)) {
       return Errno(ENODATA, "xattr '" + std::string(name) + "'");
     }
     if (it == xattrs.end()) {

@@ -16,7 +16,6 @@
 namespace ninefold::fs {
 namespace {
 
-constexpr uint64_t kGetattrBasic = 0x7ff;  // P9_GETATTR_BASIC
 constexpr uint32_t kV9fsMagic = 0x01021997;
 
 uint64_t NextPath() {
@@ -68,7 +67,7 @@ class SyntheticNode final : public Node {
 
   Result<wire::Rgetattr> GetAttr(uint64_t) override {
     wire::Rgetattr r;
-    r.valid = kGetattrBasic;
+    r.valid = wire::kGetattrBasic;
     r.qid = qid();
     r.uid = geteuid();
     r.gid = getegid();

@@ -12,13 +12,22 @@ namespace {
 // Below this a client could not even carry an Rread header and a byte.
 constexpr uint32_t kMinMsize = 256;
 
+// A read or write of at least this much is bulk work for IoThreads.
+constexpr uint32_t kBulkBytes = 32 * 1024;
+
+bool IsBulk(const wire::Frame& frame) {
+  if (const auto* r = std::get_if<wire::Tread>(&frame.msg)) return r->count >= kBulkBytes;
+  if (const auto* w = std::get_if<wire::Twrite>(&frame.msg)) return w->data.size() >= kBulkBytes;
+  return false;
+}
+
 }  // namespace
 
-Connection::Connection(asio::io_context& io, asio::thread_pool& pool, fs::FileServer& root,
+Connection::Connection(asio::io_context& io, IoThreads& threads, fs::FileServer& root,
                        const ServerOptions& options, ServerStats& stats,
                        std::shared_ptr<transport::Channel> channel)
     : io_(io),
-      pool_(pool),
+      threads_(threads),
       root_(root),
       options_(options),
       stats_(stats),
@@ -26,7 +35,10 @@ Connection::Connection(asio::io_context& io, asio::thread_pool& pool, fs::FileSe
       trace_(options.trace) {}
 
 void Connection::Start(std::function<void()> on_closed) {
-  on_closed_ = std::move(on_closed);
+  {
+    std::lock_guard lock(mu_);
+    on_closed_ = std::move(on_closed);
+  }
   channel_->SetMaxFrame(options_.msize);
   Log(LogLevel::kDebug, "{}: connected", channel_->peer());
   channel_->Start([self = shared_from_this()](std::span<const std::byte> f) { self->OnFrame(f); },
@@ -34,33 +46,41 @@ void Connection::Start(std::function<void()> on_closed) {
 }
 
 void Connection::Drain() {
+  std::lock_guard lock(mu_);
   draining_ = true;
   channel_->PauseReading();
-  MaybeFinishDrain();
+  MaybeFinishDrainLocked();
 }
 
-void Connection::MaybeFinishDrain() {
-  if (draining_ && in_flight_.empty() && !closed_) {
-    // Let queued replies go out before closing: Close after the writes already posted.
-    asio::post(io_, [self = shared_from_this()] {
-      if (self->channel_->queued_bytes() == 0) {
-        self->channel_->Close();
-      } else {
-        self->MaybeFinishDrainLater();
-      }
-    });
+void Connection::MaybeFinishDrainLocked() {
+  if (!draining_ || !in_flight_.empty() || closed_ || drain_check_posted_) return;
+  // Close from the io_context, after the replies already sent have been written.
+  drain_check_posted_ = true;
+  asio::post(io_, [self = shared_from_this()] { self->FinishDrain(); });
+}
+
+void Connection::FinishDrain() {
+  if (channel_->queued_bytes() == 0) {
+    channel_->Close();
+    return;
   }
-}
-
-void Connection::MaybeFinishDrainLater() {
   auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(5));
   timer->async_wait(
-      [self = shared_from_this(), timer](const std::error_code&) { self->MaybeFinishDrain(); });
+      [self = shared_from_this(), timer](const std::error_code&) { self->FinishDrain(); });
 }
 
 void Connection::OnClosed(const Error& why) {
-  if (closed_) return;
-  closed_ = true;
+  std::unordered_map<uint32_t, std::shared_ptr<Fid>> fids;
+  std::function<void()> done;
+  {
+    std::lock_guard lock(mu_);
+    if (closed_) return;
+    closed_ = true;
+    in_flight_.clear();
+    done = std::move(on_closed_);
+    std::lock_guard fids_lock(fids_mu_);
+    fids.swap(fids_);
+  }
   if (why.code()) {
     if (why.code().category() == NinefoldCategory()) stats_.malformed_frames++;
     Log(LogLevel::kWarn, "{}: closing: {}", channel_->peer(), why.ToString());
@@ -69,29 +89,17 @@ void Connection::OnClosed(const Error& why) {
   }
   // Release every fid (and so every open file) of this connection. Requests still
   // running keep theirs until they finish; their replies are dropped.
-  std::unordered_map<uint32_t, std::shared_ptr<Fid>> fids;
-  {
-    std::lock_guard lock(fids_mu_);
-    fids.swap(fids_);
-  }
   fids.clear();
-  in_flight_.clear();
-  if (on_closed_) {
-    auto done = std::move(on_closed_);
-    done();
-  }
+  if (done) done();
 }
 
 void Connection::OnFrame(std::span<const std::byte> bytes) {
   stats_.requests++;
-  // The channel's buffer is reused for the next frame: the request owns a copy, and the
-  // decoded message's views point into it.
-  auto owned = std::make_shared<std::vector<std::byte>>(bytes.begin(), bytes.end());
   wire::Limits limits{.msize = versioned_ ? msize() : options_.msize};
   uint8_t type = static_cast<uint8_t>(bytes[4]);
   // Before Tversion only Tversion is meaningful; decode it in any dialect.
-  Result<wire::Frame> frame =
-      wire::Decode(*owned, versioned_ ? dialect() : wire::Dialect::k9P2000L, limits);
+  const wire::Dialect decode_as = versioned_ ? dialect() : wire::Dialect::k9P2000L;
+  Result<wire::Frame> frame = wire::Decode(bytes, decode_as, limits);
   if (!frame) {
     stats_.malformed_frames++;
     Log(LogLevel::kWarn, "{}: malformed {} frame, closing connection: {}", channel_->peer(),
@@ -107,7 +115,8 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
     return;
   }
   if (!versioned_) {
-    SendNow(tag, ErrorReply(Error(std::errc::protocol_error, "Tversion first")));
+    std::lock_guard lock(mu_);
+    SendLocked(tag, ErrorReply(Error(std::errc::protocol_error, "Tversion first")));
     return;
   }
   if (wire::TypeOf(frame->msg) % 2 == 1) {
@@ -117,40 +126,82 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
     channel_->Close();
     return;
   }
-  if (in_flight_.count(tag) != 0 || tag == wire::kNoTag) {
+  uint64_t generation = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (closed_) return;
+    if (in_flight_.count(tag) == 0 && tag != wire::kNoTag) {
+      if (const auto* tf = std::get_if<wire::Tflush>(&frame->msg)) {
+        HandleFlushLocked(tag, *tf);
+        return;
+      }
+      in_flight_[tag] = InFlight{};
+      if (in_flight_.size() >= options_.max_outstanding && !paused_) {
+        paused_ = true;
+        channel_->PauseReading();
+      }
+      generation = generation_;
+    } else {
+      tag = wire::kNoTag;  // reused: closed below, outside the lock
+    }
+  }
+  if (tag == wire::kNoTag) {
     // A tag in use: answering would confuse the reply to the first request.
     Log(LogLevel::kWarn, "{}: tag {} reused while in flight, closing connection", channel_->peer(),
-        tag);
+        frame->tag);
     stats_.malformed_frames++;
     channel_->Close();
     return;
   }
-  if (const auto* tf = std::get_if<wire::Tflush>(&frame->msg)) {
-    HandleFlush(tag, *tf);
-    return;
-  }
-  in_flight_[tag] = InFlight{};
-  if (in_flight_.size() >= options_.max_outstanding && !paused_) {
-    paused_ = true;
-    channel_->PauseReading();
+  // The decoded message's views point into the channel's buffer: keep it (no copy).
+  std::shared_ptr<const void> keep = channel_->RetainFrame();
+  if (!keep) {
+    auto copy = std::make_shared<std::vector<std::byte>>(bytes.begin(), bytes.end());
+    frame = wire::Decode(*copy, decode_as, limits);
+    NINEFOLD_CHECK(frame.has_value());
+    keep = std::move(copy);
   }
   if (RunsInline(*frame)) {
-    Complete(tag, Run(tag, std::move(owned), *frame), generation_);
+    Complete(tag, Run(tag, std::move(keep), *frame), generation);
     return;
   }
-  asio::post(pool_, [self = shared_from_this(), tag, owned, f = std::move(*frame),
-                     gen = generation_]() mutable {
-    self->Execute(tag, std::move(owned), std::move(f), gen);
+  // It may block. The last frame read so far runs here once the channel reads on
+  // without us (ReadAhead): if it does block, a spare thread carries on with the
+  // frames that follow (io_threads.h). Frames with others behind them are posted, so
+  // that those are delivered first.
+  if (channel_->ReadAhead()) {
+    transport::OutFrame out;
+    {
+      IoThreads::BlockingScope blocking(threads_, IsBulk(*frame));
+      out = Run(tag, std::move(keep), *frame);
+    }
+    Complete(tag, std::move(out), generation);
+    return;
+  }
+  asio::post(io_, [self = shared_from_this(), tag, keep = std::move(keep), f = std::move(*frame),
+                   generation]() mutable {
+    transport::OutFrame out;
+    {
+      IoThreads::BlockingScope blocking(self->threads_, IsBulk(f));
+      out = self->Run(tag, std::move(keep), f);
+    }
+    self->Complete(tag, std::move(out), generation);
   });
 }
 
 void Connection::HandleVersion(uint16_t tag, const wire::Tversion& tv) {
+  std::unordered_map<uint32_t, std::shared_ptr<Fid>> old_fids;  // released after unlocking
+  std::lock_guard lock(mu_);
   // A new session: everything of the old one is abandoned.
   generation_++;
   in_flight_.clear();
+  if (paused_ && !draining_) {
+    paused_ = false;
+    channel_->ResumeReading();
+  }
   {
-    std::lock_guard lock(fids_mu_);
-    fids_.clear();
+    std::lock_guard fids_lock(fids_mu_);
+    old_fids.swap(fids_);
   }
   std::string_view v = tv.version;
   std::optional<wire::Dialect> d = wire::ParseDialect(v);
@@ -158,7 +209,7 @@ void Connection::HandleVersion(uint16_t tag, const wire::Tversion& tv) {
   if (!d || tv.msize < kMinMsize) {
     versioned_ = false;
     wire::Rversion rv{.msize = std::min(tv.msize, options_.msize), .version = "unknown"};
-    SendNow(tag, Reply{rv, nullptr});
+    SendLocked(tag, Reply{rv, nullptr});
     Log(LogLevel::kInfo, "{}: refused version '{}' msize {}", channel_->peer(), v, tv.msize);
     return;
   }
@@ -167,29 +218,29 @@ void Connection::HandleVersion(uint16_t tag, const wire::Tversion& tv) {
   versioned_ = true;
   channel_->SetMaxFrame(msize());
   wire::Rversion rv{.msize = msize(), .version = wire::DialectName(dialect())};
-  SendNow(tag, Reply{rv, nullptr});
+  SendLocked(tag, Reply{rv, nullptr});
   Log(LogLevel::kDebug, "{}: {} msize {}", channel_->peer(), wire::DialectName(dialect()), msize());
 }
 
-void Connection::HandleFlush(uint16_t tag, const wire::Tflush& tf) {
+void Connection::HandleFlushLocked(uint16_t tag, const wire::Tflush& tf) {
   auto it = in_flight_.find(tf.oldtag);
   if (it == in_flight_.end() || it->second.is_flush) {
     // Already answered (or unknown): nothing to wait for.
-    SendNow(tag, Reply{wire::Rflush{}, nullptr});
+    SendLocked(tag, Reply{wire::Rflush{}, nullptr});
     return;
   }
   // Rflush goes out right after the flushed request's reply, never before it. The
   // FileServer call itself cannot be interrupted; its reply is still sent (the client
   // then knows what happened, as 9P allows).
+  it->second.flushes.push_back(tag);
   in_flight_[tag] = InFlight{.is_flush = true};
-  in_flight_[tf.oldtag].flushes.push_back(tag);
 }
 
-transport::OutFrame Connection::Run(uint16_t tag, std::shared_ptr<std::vector<std::byte>> bytes,
+transport::OutFrame Connection::Run(uint16_t tag, std::shared_ptr<const void> keep,
                                     const wire::Frame& frame) {
   Result<Reply> reply = HandleRequest(*this, frame);
   if (!reply) reply = ErrorReply(reply.error());
-  if (!reply->keep) reply->keep = std::move(bytes);  // views may point into the request
+  if (!reply->keep) reply->keep = std::move(keep);  // views may point into the request
   if (trace_) {
     Log(LogLevel::kInfo, "{} -> {}", channel_->peer(),
         wire::Format(wire::Frame{tag, reply->msg}, dialect()));
@@ -197,25 +248,9 @@ transport::OutFrame Connection::Run(uint16_t tag, std::shared_ptr<std::vector<st
   return Encode(tag, *reply);
 }
 
-void Connection::Execute(uint16_t tag, std::shared_ptr<std::vector<std::byte>> bytes,
-                         wire::Frame frame, uint64_t generation) {
-  transport::OutFrame out = Run(tag, std::move(bytes), frame);
-  asio::post(io_, [self = shared_from_this(), tag, out = std::move(out), generation]() mutable {
-    self->Complete(tag, std::move(out), generation);
-  });
-}
-
 bool Connection::RunsInline(const wire::Frame& frame) {
-  // A request about one fid whose node never blocks (in-memory back ends) is cheaper to
-  // answer here than to hand to a worker and back: two thread wake-ups saved. Bulk data
-  // still goes to the workers, so that several connections' copies use several cores.
-  constexpr uint32_t kInlineData = 16 * 1024;
-  if (const auto* r = std::get_if<wire::Tread>(&frame.msg); r && r->count > kInlineData) {
-    return false;
-  }
-  if (const auto* w = std::get_if<wire::Twrite>(&frame.msg); w && w->data.size() > kInlineData) {
-    return false;
-  }
+  // A request about one fid whose node never blocks (in-memory back ends) is answered
+  // in the read loop itself.
   return std::visit(
       [&](const auto& m) -> bool {
         if constexpr (
@@ -230,24 +265,27 @@ bool Connection::RunsInline(const wire::Frame& frame) {
 }
 
 void Connection::Complete(uint16_t tag, transport::OutFrame out, uint64_t generation) {
+  std::lock_guard lock(mu_);
   if (closed_ || generation != generation_) return;
   auto it = in_flight_.find(tag);
   if (it == in_flight_.end()) return;
   std::vector<uint16_t> flushes = std::move(it->second.flushes);
   in_flight_.erase(it);
+  // Under mu_: a Tflush for this tag arriving now on another thread finds it answered
+  // only after this reply has been handed to the channel, so its Rflush follows it.
   channel_->Send(std::move(out));
   for (uint16_t f : flushes) {
     in_flight_.erase(f);
-    SendNow(f, Reply{wire::Rflush{}, nullptr});
+    SendLocked(f, Reply{wire::Rflush{}, nullptr});
   }
   if (paused_ && in_flight_.size() < options_.max_outstanding && !draining_) {
     paused_ = false;
     channel_->ResumeReading();
   }
-  MaybeFinishDrain();
+  MaybeFinishDrainLocked();
 }
 
-void Connection::SendNow(uint16_t tag, const Reply& reply) {
+void Connection::SendLocked(uint16_t tag, const Reply& reply) {
   if (closed_) return;
   if (trace_) {
     Log(LogLevel::kInfo, "{} -> {}", channel_->peer(),

@@ -1,9 +1,13 @@
 // One client connection: its negotiated dialect and msize, its fids and the requests in
 // flight. Private to the server library.
 //
-// Threads: the io thread reads frames, keeps the tag table, answers Tversion and Tflush,
-// and sends replies. Everything else runs on a worker: it looks fids up (fids_mu_),
-// calls the FileServer, updates fids, encodes the reply and posts it back to the io thread.
+// Threads (see io_threads.h): the channel's read loop calls OnFrame on a thread running
+// the io_context. A request about a node that never blocks is answered right there. Any
+// other runs inside an IoThreads::BlockingScope: in OnFrame itself when it is the last
+// frame read so far (after Channel::ReadAhead has let the read loop go on without it),
+// else posted to the io_context. Every request sends its own reply from the thread
+// that ran it. The tag table and session state are guarded by mu_, the fid table by
+// fids_mu_.
 #ifndef NINEFOLD_SRC_SERVER_CONNECTION_H_
 #define NINEFOLD_SRC_SERVER_CONNECTION_H_
 
@@ -17,7 +21,7 @@
 
 #include "asio/io_context.hpp"
 #include "asio/steady_timer.hpp"
-#include "asio/thread_pool.hpp"
+#include "io_threads.h"
 #include "ninefold/server/server.h"
 #include "ninefold/transport/channel.h"
 #include "ninefold/wire/codec.h"
@@ -56,7 +60,7 @@ struct Reply {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(asio::io_context& io, asio::thread_pool& pool, fs::FileServer& root,
+  Connection(asio::io_context& io, IoThreads& threads, fs::FileServer& root,
              const ServerOptions& options, ServerStats& stats,
              std::shared_ptr<transport::Channel> channel);
 
@@ -64,7 +68,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Stops reading; the connection closes once the requests in flight are answered.
   void Drain();
 
-  // --- used by request handlers on worker threads -------------------------------------
+  // --- used by request handlers, on any io thread --------------------------------------
   wire::Dialect dialect() const { return dialect_.load(std::memory_order_relaxed); }
   uint32_t msize() const { return msize_.load(std::memory_order_relaxed); }
   uint32_t iounit() const { return msize() - static_cast<uint32_t>(wire::kIoHeaderSize); }
@@ -86,40 +90,43 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnFrame(std::span<const std::byte> bytes);
   void OnClosed(const Error& why);
   void HandleVersion(uint16_t tag, const wire::Tversion& tv);
-  void HandleFlush(uint16_t tag, const wire::Tflush& tf);
-  // Performs the request and encodes its reply (on a worker, or inline on the io thread).
-  transport::OutFrame Run(uint16_t tag, std::shared_ptr<std::vector<std::byte>> bytes,
-                          const wire::Frame& frame);
+  void HandleFlushLocked(uint16_t tag, const wire::Tflush& tf);
+  // Performs the request and encodes its reply; `keep` holds the request's bytes.
+  transport::OutFrame Run(uint16_t tag, std::shared_ptr<const void> keep, const wire::Frame& frame);
   bool RunsInline(const wire::Frame& frame);
-  // Runs on a worker: performs the request and posts the reply to the io thread.
-  void Execute(uint16_t tag, std::shared_ptr<std::vector<std::byte>> bytes, wire::Frame frame,
-               uint64_t generation);
+  // Sends a request's reply (and the Rflush of any Tflush waiting for it).
   void Complete(uint16_t tag, transport::OutFrame out, uint64_t generation);
-  void SendNow(uint16_t tag, const Reply& reply);
+  void SendLocked(uint16_t tag, const Reply& reply);
   transport::OutFrame Encode(uint16_t tag, const Reply& reply) const;
   Reply ErrorReply(const Error& error) const;
-  void MaybeFinishDrain();
-  void MaybeFinishDrainLater();
+  void MaybeFinishDrainLocked();
+  void FinishDrain();
 
   asio::io_context& io_;
-  asio::thread_pool& pool_;
+  IoThreads& threads_;
   fs::FileServer& root_;
   const ServerOptions& options_;
   ServerStats& stats_;
-  std::shared_ptr<transport::Channel> channel_;
-  std::function<void()> on_closed_;
-  bool trace_;
+  const std::shared_ptr<transport::Channel> channel_;
+  std::function<void()> on_closed_;  // set by Start, taken by OnClosed (under mu_)
+  const bool trace_;
 
-  // io thread only.
-  std::unordered_map<uint16_t, InFlight> in_flight_;
-  bool versioned_ = false;
-  bool draining_ = false;
-  bool closed_ = false;
-  bool paused_ = false;
-  // Bumped by Tversion: replies of requests from before it are dropped.
+  // Written by Tversion in OnFrame, read by OnFrame (which runs concurrently with itself
+  // only after ReadAhead, past its last use of this).
+  std::atomic<bool> versioned_{false};
+
+  // Lock order: mu_, then fids_mu_ or the channel's own lock. Nothing calls into this
+  // connection while holding the channel's lock.
+  std::mutex mu_;
+  std::unordered_map<uint16_t, InFlight> in_flight_;  // guarded by mu_
+  bool draining_ = false;                             // guarded by mu_
+  bool drain_check_posted_ = false;                   // guarded by mu_
+  bool closed_ = false;                               // guarded by mu_
+  bool paused_ = false;                               // guarded by mu_
+  // Bumped by Tversion: replies of requests from before it are dropped. Guarded by mu_.
   uint64_t generation_ = 0;
-  // Written on the io thread by Tversion, read by workers (atomic: a Tversion may
-  // arrive while requests of the previous session still run).
+  // Written by Tversion, read by request handlers (atomic: a Tversion may arrive while
+  // requests of the previous session still run).
   std::atomic<wire::Dialect> dialect_{wire::Dialect::k9P2000L};
   std::atomic<uint32_t> msize_{8192};
 
@@ -127,7 +134,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::unordered_map<uint32_t, std::shared_ptr<Fid>> fids_;  // guarded by fids_mu_
 };
 
-// The request handlers (ops.cc): run on a worker, return the reply or an error.
+// The request handlers (ops.cc): run on an io thread, return the reply or an error.
 Result<Reply> HandleRequest(Connection& conn, const wire::Frame& frame);
 
 }  // namespace ninefold::server

@@ -1,6 +1,6 @@
-// Handlers for the messages every dialect shares and for 9P2000.L. Each runs on a worker
-// thread, calls the FileServer, and returns the reply (or an error the connection turns
-// into Rlerror/Rerror).
+// Handlers for the messages every dialect shares and for 9P2000.L. Each runs on an io
+// thread (connection.h), calls the FileServer, and returns the reply (or an error the
+// connection turns into Rlerror/Rerror).
 #include "ops.h"
 
 #include <fcntl.h>
@@ -387,8 +387,7 @@ class Ops {
                                        f.xattr_value.size(), f.xattr_size));
     }
     // Linux's removexattr arrives as an empty create with XATTR_REPLACE.
-    constexpr uint32_t kXattrReplace = 2;
-    if (f.xattr_size == 0 && f.xattr_flags == kXattrReplace) {
+    if (f.xattr_size == 0 && f.xattr_flags == wire::kXattrReplace) {
       return f.node->RemoveXattr(f.xattr_name);
     }
     return f.node->SetXattr(f.xattr_name, f.xattr_value, f.xattr_flags);

@@ -28,7 +28,6 @@ constexpr uint32_t kDmSocket = 0x00100000;     // .u
 constexpr uint32_t kDmSetuid = 0x00080000;     // .u
 constexpr uint32_t kDmSetgid = 0x00040000;     // .u
 constexpr uint8_t kOrclose = 0x40;
-constexpr uint64_t kGetattrAll = 0x3fff;
 constexpr uint32_t kNoValue32 = 0xFFFFFFFF;
 constexpr uint64_t kNoValue64 = ~uint64_t{0};
 
@@ -238,7 +237,7 @@ Result<Reply> HandleStat(Connection& c, const wire::Tstat& m) {
   auto fid = c.GetFid(m.fid);
   if (!fid) return Unexpected(fid.error());
   Fid& f = **fid;
-  Result<wire::Rgetattr> attr = f.node->GetAttr(kGetattrAll);
+  Result<wire::Rgetattr> attr = f.node->GetAttr(wire::kGetattrAll);
   if (!attr) return Unexpected(attr.error());
   auto strings = std::make_shared<StatStrings>();
   wire::Stat st = MakeStat(*f.node, *attr, LastName(f), IsDotU(c), *strings);
@@ -326,7 +325,7 @@ Result<Reply> HandleDirRead(Connection& c, Fid& f, const wire::Tread& m) {
       if (d->name != "." && d->name != "..") {
         auto child = f.node->Walk(d->name);
         if (child) {  // an entry that vanished since ReadDir is skipped
-          auto attr = (*child)->GetAttr(kGetattrAll);
+          auto attr = (*child)->GetAttr(wire::kGetattrAll);
           if (attr) {
             StatStrings strings;
             wire::Stat st = MakeStat(**child, *attr, std::string(d->name), dotu, strings);

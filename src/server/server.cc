@@ -1,43 +1,53 @@
 #include "ninefold/server/server.h"
 
 #include <cstdlib>
+#include <mutex>
 #include <set>
 
 #include "asio/io_context.hpp"
 #include "asio/post.hpp"
 #include "asio/signal_set.hpp"
-#include "asio/thread_pool.hpp"
 #include "connection.h"
 #include "ninefold/base/log.h"
 #include "ninefold/transport/channel.h"
 
 namespace ninefold::server {
 
+// Threads: the io_context runs on IoThreads (normally one thread, the caller of Run).
+// Listener and signal handlers may run on any of its threads: `mu` guards the
+// connection set and the stop flags.
 struct Server::Impl {
   Impl(fs::FileServer& root_fs, ServerOptions opts)
       : root(root_fs),
         options(opts),
-        pool(opts.worker_threads == 0 ? 1 : opts.worker_threads),
+        threads(io, opts.worker_threads == 0 ? 1 : opts.worker_threads),
         work(asio::make_work_guard(io)) {
     const char* trace = std::getenv("NINEFOLD_TRACE");
     if (trace != nullptr && trace[0] == '1') options.trace = true;
   }
 
   void Accept(std::shared_ptr<transport::Channel> channel) {
-    if (stopping) {
+    std::shared_ptr<Connection> conn;
+    {
+      std::lock_guard lock(mu);
+      if (!stopping) {
+        stats.connections_accepted++;
+        stats.connections_open++;
+        conn = std::make_shared<Connection>(io, threads, root, options, stats, channel);
+        connections.insert(conn);
+      }
+    }
+    if (!conn) {
       channel->Close();
       return;
     }
-    stats.connections_accepted++;
-    stats.connections_open++;
-    auto conn = std::make_shared<Connection>(io, pool, root, options, stats, std::move(channel));
-    connections.insert(conn);
     conn->Start([this, weak = std::weak_ptr<Connection>(conn)] {
-      // Runs on the io thread from inside the connection: erase later, not under its feet.
+      // Runs from inside the connection: erase later, not under its feet.
       asio::post(io, [this, weak] {
+        std::lock_guard lock(mu);
         if (auto c = weak.lock()) connections.erase(c);
         stats.connections_open--;
-        MaybeStop();
+        MaybeStopLocked();
       });
     });
   }
@@ -45,28 +55,29 @@ struct Server::Impl {
   void WaitForSignal() {
     signals->async_wait([this](const std::error_code& ec, int signo) {
       if (ec) return;  // cancelled: the server has stopped
+      std::lock_guard lock(mu);
       if (stopping) {
         Log(LogLevel::kInfo, "signal {}: already stopping", signo);
       } else {
         Log(LogLevel::kInfo, "signal {}: stop accepting, finish requests in flight", signo);
-        StopOnIoThread();
+        StopLocked();
       }
       // Keep swallowing signals until the server has stopped.
       if (!(stopping && connections.empty())) WaitForSignal();
     });
   }
 
-  void StopOnIoThread() {
+  void StopLocked() {
     if (stopping) return;
     stopping = true;
     Log(LogLevel::kInfo, "shutting down: {} connection(s) to drain", connections.size());
     for (auto& l : listeners) l->Close();
     listeners.clear();
     for (const auto& c : connections) c->Drain();
-    MaybeStop();
+    MaybeStopLocked();
   }
 
-  void MaybeStop() {
+  void MaybeStopLocked() {
     if ((stopping || exit_when_idle) && connections.empty()) {
       stopping = true;
       work.reset();
@@ -81,19 +92,20 @@ struct Server::Impl {
   ServerOptions options;
   ServerStats stats;
   asio::io_context io;
-  asio::thread_pool pool;
-  asio::executor_work_guard<asio::io_context::executor_type> work;
+  IoThreads threads;
+  asio::executor_work_guard<asio::io_context::executor_type> work;  // guarded by mu
   std::unique_ptr<asio::signal_set> signals;
-  std::vector<std::unique_ptr<transport::Listener>> listeners;
-  std::set<std::shared_ptr<Connection>> connections;  // io thread only
-  bool stopping = false;
-  bool exit_when_idle = false;
+  std::mutex mu;
+  std::vector<std::unique_ptr<transport::Listener>> listeners;  // guarded by mu
+  std::set<std::shared_ptr<Connection>> connections;            // guarded by mu
+  bool stopping = false;                                        // guarded by mu
+  bool exit_when_idle = false;                                  // guarded by mu
 };
 
 Server::Server(fs::FileServer& root, ServerOptions options)
     : impl_(std::make_unique<Impl>(root, options)) {}
 
-Server::~Server() { impl_->pool.join(); }
+Server::~Server() = default;
 
 Result<transport::Address> Server::Listen(const transport::Address& address) {
   if (address.kind == transport::Address::Kind::kFd) {
@@ -106,6 +118,7 @@ Result<transport::Address> Server::Listen(const transport::Address& address) {
       impl_->io, address, [impl = impl_.get()](auto channel) { impl->Accept(std::move(channel)); });
   if (!listener) return Unexpected(listener.error());
   transport::Address bound = (*listener)->address();
+  std::lock_guard lock(impl_->mu);
   impl_->listeners.push_back(std::move(*listener));
   return bound;
 }
@@ -116,18 +129,22 @@ void Server::HandleSignals() {
 }
 
 void Server::Run() {
-  impl_->io.run();
-  impl_->pool.wait();
+  impl_->threads.Run();
+  Log(LogLevel::kDebug, "{} spare thread(s) were started", impl_->threads.spares_started());
 }
 
 void Server::Shutdown() {
-  asio::post(impl_->io, [impl = impl_.get()] { impl->StopOnIoThread(); });
+  asio::post(impl_->io, [impl = impl_.get()] {
+    std::lock_guard lock(impl->mu);
+    impl->StopLocked();
+  });
 }
 
 void Server::ExitWhenIdle() {
   asio::post(impl_->io, [impl = impl_.get()] {
+    std::lock_guard lock(impl->mu);
     impl->exit_when_idle = true;
-    impl->MaybeStop();
+    impl->MaybeStopLocked();
   });
 }
 

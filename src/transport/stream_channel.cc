@@ -1,20 +1,27 @@
 // Channels over byte streams (tcp, unix, inherited descriptors) and their listeners, on
-// standalone Asio. Frames are cut from a per-channel read buffer; sends are queued and
-// written head + payload with one gathered write each.
+// standalone Asio. Reads are Asio's (it tries the descriptor at once and waits in the
+// reactor only when it would block); writes are non-blocking system calls made under the
+// channel's lock, so that Send works from any thread and a reply normally leaves in the
+// sender's own write, without a trip through the loop. Frames are cut from refcounted
+// read buffers, so a receiver may keep a frame (RetainFrame) instead of copying it.
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
-#include <array>
+#include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <deque>
+#include <mutex>
 #include <optional>
 
 #include "asio/connect.hpp"
 #include "asio/ip/tcp.hpp"
 #include "asio/local/stream_protocol.hpp"
 #include "asio/posix/stream_descriptor.hpp"
+#include "asio/post.hpp"
 #include "asio/steady_timer.hpp"
-#include "asio/write.hpp"
 #include "fmt/format.h"
 #include "ninefold/base/errc.h"
 #include "ninefold/transport/channel.h"
@@ -26,157 +33,401 @@ namespace {
 // Small to start (an idle connection costs little); grows to the largest frame seen.
 constexpr size_t kInitialBuffer = 8 * 1024;
 constexpr uint32_t kDefaultMaxFrame = 16u << 20;
+// Read buffers kept for reuse while frames retained from others are still held.
+constexpr size_t kSpareChunks = 2;
+// Queued frames gathered into one write.
+constexpr size_t kMaxIov = 64;
 
 Error FromAsio(const std::error_code& ec, std::string_view what) {
   return Error(ec, std::string(what));
 }
+Error FromErrno(int err, std::string_view what) {
+  return Error(std::error_code(err, std::generic_category()), std::string(what));
+}
 
-// Stream: an Asio stream (tcp socket, unix socket, stream_descriptor). `writer` is a
-// second stream for fd channels whose write descriptor differs; otherwise null.
+// A read buffer. RetainFrame hands out references that count in `holds`; the channel
+// writes into a chunk's bytes again only once nothing holds it.
+struct Chunk {
+  explicit Chunk(size_t n) : bytes(new std::byte[n]), size(n) {}
+  std::unique_ptr<std::byte[]> bytes;  // uninitialized: pages never read into cost nothing
+  size_t size;
+  std::atomic<uint32_t> holds{0};  // release by holders, acquire by the channel
+  bool held() const { return holds.load(std::memory_order_acquire) != 0; }
+};
+
+// A frame being written: `done` bytes of head + payload are out already.
+struct Pending {
+  OutFrame frame;
+  size_t done = 0;
+  size_t size() const { return frame.head.size() + frame.payload.size(); }
+};
+
+// Stream: an Asio stream (tcp socket, unix socket, stream_descriptor), used for its
+// descriptor and its readiness waits. `writer` is a second stream for fd channels whose
+// write descriptor differs; otherwise null.
+//
+// Locking: mu_ guards the descriptors (starting operations on them, our own writes,
+// closing), the write queue and the flags below it. The read side (buffers, on_frame_)
+// belongs to whichever thread runs the read loop; `reading_` (under mu_) says a loop is
+// running or waiting, so there is never more than one.
 template <class Stream>
 class StreamChannel final : public Channel,
                             public std::enable_shared_from_this<StreamChannel<Stream>> {
  public:
-  StreamChannel(Stream stream, std::optional<Stream> writer, std::string peer)
-      : stream_(std::move(stream)), writer_(std::move(writer)), peer_(std::move(peer)) {
-    buf_.resize(kInitialBuffer);
-  }
+  StreamChannel(Stream stream, std::optional<Stream> writer, std::string peer, bool is_socket)
+      : stream_(std::move(stream)),
+        writer_(std::move(writer)),
+        peer_(std::move(peer)),
+        is_socket_(is_socket),
+        chunk_(std::make_shared<Chunk>(kInitialBuffer)) {}
 
   void Start(FrameHandler on_frame, CloseHandler on_close) override {
-    on_frame_ = std::move(on_frame);
+    std::lock_guard lock(mu_);
+    on_frame_ = std::make_shared<FrameHandler>(std::move(on_frame));
     on_close_ = std::move(on_close);
-    ReadMore();
+    std::error_code ignored;
+    stream_.non_blocking(true, ignored);
+    if (writer_) writer_->non_blocking(true, ignored);
+    // The first frames are delivered from the io_context, never inside Start.
+    StartReadLoopLocked();
   }
-  void SetMaxFrame(uint32_t max_frame) override { max_frame_ = max_frame; }
-  void PauseReading() override { paused_ = true; }
+  void SetMaxFrame(uint32_t max_frame) override {
+    max_frame_.store(max_frame, std::memory_order_relaxed);
+  }
+  void PauseReading() override {
+    std::lock_guard lock(mu_);
+    paused_.store(true, std::memory_order_relaxed);
+  }
   void ResumeReading() override {
-    if (!paused_) return;
-    paused_ = false;
-    // Frames already buffered are delivered from the io loop, not from inside the
-    // caller, so a handler that resumes never recurses into itself.
-    asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
-      self->Deliver();
-      self->ReadMore();
-    });
+    std::lock_guard lock(mu_);
+    if (!paused_.load(std::memory_order_relaxed)) return;
+    paused_.store(false, std::memory_order_relaxed);
+    // A read loop that has not noticed the pause yet just carries on; otherwise start
+    // one (from the io_context: a handler that resumes never recurses into itself).
+    StartReadLoopLocked();
   }
 
   void Send(OutFrame frame) override {
-    if (closed_) return;
-    queued_ += frame.head.size() + frame.payload.size();
-    queue_.push_back(std::move(frame));
-    if (!writing_) WriteNext();
+    std::deque<Pending> written;  // destroyed after unlocking: owners may be anything
+    std::lock_guard lock(mu_);
+    if (closed_ || failed_) return;
+    Pending p{std::move(frame), 0};
+    queued_.fetch_add(p.size(), std::memory_order_relaxed);
+    queue_.push_back(std::move(p));
+    if (!writing_) FlushLocked(&written);
   }
 
   void Close() override { Stop(Error()); }
   const std::string& peer() const override { return peer_; }
-  size_t queued_bytes() const override { return queued_; }
+  size_t queued_bytes() const override { return queued_.load(std::memory_order_relaxed); }
+
+  bool ReadAhead() override {
+    // Only on the read loop's thread, inside on_frame_, after RetainFrame.
+    if (handoff_ == nullptr || !chunk_->held() || CompleteFrameBuffered()) return false;
+    std::byte* dst;
+    size_t room;
+    MakeRoom(&dst, &room);
+    std::lock_guard lock(mu_);
+    if (closed_ || paused_.load(std::memory_order_relaxed)) return false;
+    // From here the read loop belongs to the read started below: DeliverFrames must not
+    // touch it once on_frame_ returns, and keeps on_frame_ alive until then.
+    handoff_->done = true;
+    handoff_->handler = on_frame_;
+    handoff_ = nullptr;
+    StartReadLocked(dst, room);
+    return true;
+  }
+
+  std::shared_ptr<const void> RetainFrame() override {
+    // Only on the read loop's thread, inside on_frame_: chunk_ is the frame's chunk.
+    chunk_->holds.fetch_add(1, std::memory_order_relaxed);
+    return std::shared_ptr<const void>(chunk_->bytes.get(), [chunk = chunk_](const void*) {
+      chunk->holds.fetch_sub(1, std::memory_order_release);
+    });
+  }
 
  private:
   Stream& writer() { return writer_ ? *writer_ : stream_; }
 
   void Stop(const Error& why) {
-    if (closed_) return;
-    closed_ = true;
-    std::error_code ignored;
-    stream_.close(ignored);
-    if (writer_) writer_->close(ignored);
-    queue_.clear();
-    queued_ = 0;
-    if (on_close_) {
-      auto handler = std::move(on_close_);
-      handler(why);
+    CloseHandler handler;
+    std::shared_ptr<FrameHandler> frame_handler;
+    std::deque<Pending> dropped;
+    {
+      std::lock_guard lock(mu_);
+      if (closed_) return;
+      closed_ = true;
+      std::error_code ignored;
+      stream_.close(ignored);  // cancels the waits: their handlers see closed_
+      if (writer_) writer_->close(ignored);
+      dropped.swap(queue_);
+      queued_.store(0, std::memory_order_relaxed);
+      handler = std::move(on_close_);
+      // A running read loop drops on_frame_ itself once it sees closed_.
+      if (!reading_) frame_handler = std::move(on_frame_);
     }
-    on_frame_ = nullptr;
+    if (handler) handler(why);
   }
 
-  void ReadMore() {
-    if (closed_ || paused_ || read_pending_) return;
-    if (end_ == buf_.size()) {
-      // Full of one partial frame's bytes (Deliver made room for the frame it needs).
-      buf_.resize(buf_.size() * 2);
+  // --- reading -------------------------------------------------------------------------
+  void StartReadLoopLocked() {
+    if (closed_ || reading_ || paused_.load(std::memory_order_relaxed) || !on_frame_) return;
+    reading_ = true;
+    asio::post(stream_.get_executor(), [self = this->shared_from_this()] { self->ReadLoop(); });
+  }
+
+  // Ends the read loop (under mu_); returns on_frame_ to destroy outside the lock once the
+  // channel is closed, breaking the cycle with its owner.
+  std::shared_ptr<FrameHandler> EndReadLoopLocked() {
+    reading_ = false;
+    if (closed_) return std::move(on_frame_);
+    return nullptr;
+  }
+
+  // True (and the loop ended) when closed or paused. The flags are read without the lock
+  // first; ending the loop re-checks under it, so a concurrent resume is never missed.
+  bool ShouldStop() {
+    if (!closed_.load(std::memory_order_acquire) && !paused_.load(std::memory_order_relaxed)) {
+      return false;
     }
-    read_pending_ = true;
-    stream_.async_read_some(asio::buffer(buf_.data() + end_, buf_.size() - end_),
+    std::shared_ptr<FrameHandler> drop;
+    std::lock_guard lock(mu_);
+    if (!closed_ && !paused_.load(std::memory_order_relaxed)) return false;
+    drop = EndReadLoopLocked();
+    return true;
+  }
+
+  // The read loop: delivers every complete frame, then reads more. Asio's read tries the
+  // descriptor at once and only waits in the reactor when it would block.
+  void ReadLoop() {
+    if (!DeliverFrames()) return;
+    std::byte* dst;
+    size_t room;
+    MakeRoom(&dst, &room);
+    std::shared_ptr<FrameHandler> drop;
+    std::lock_guard lock(mu_);
+    if (closed_ || paused_.load(std::memory_order_relaxed)) {
+      drop = EndReadLoopLocked();
+      return;
+    }
+    StartReadLocked(dst, room);
+  }
+
+  void StartReadLocked(std::byte* dst, size_t room) {
+    stream_.async_read_some(asio::buffer(dst, room),
                             [self = this->shared_from_this()](const std::error_code& ec, size_t n) {
-                              self->read_pending_ = false;
-                              if (self->closed_) return;
-                              if (ec) {
-                                self->Stop(ec == asio::error::eof ? Error() : FromAsio(ec, "read"));
-                                return;
-                              }
-                              self->end_ += n;
-                              self->Deliver();
-                              self->ReadMore();
+                              self->OnRead(ec, n);
                             });
   }
 
-  // Hands out every complete frame in the buffer, then makes room for the next one.
-  void Deliver() {
-    while (!closed_ && !paused_) {
-      size_t avail = end_ - begin_;
-      if (avail < 4) break;
-      uint32_t size;
-      std::memcpy(&size, buf_.data() + begin_, 4);  // little-endian host (x86-64, arm64)
-      if (size < 7 || size > max_frame_) {
-        Stop(Error(size < 7 ? Errc::kFrameTooSmall : Errc::kFrameTooLarge,
-                   fmt::format("frame of {} bytes from {} (limit {})", size, peer_, max_frame_)));
-        return;
+  void OnRead(const std::error_code& ec, size_t n) {
+    if (ec) {
+      if (!closed_.load(std::memory_order_acquire)) {
+        Stop(ec == asio::error::eof ? Error() : FromAsio(ec, "read"));
       }
-      if (avail < size) {
-        if (buf_.size() - begin_ < size) {
-          // Move the partial frame to the front, growing the buffer if it cannot hold it.
-          std::memmove(buf_.data(), buf_.data() + begin_, avail);
-          begin_ = 0;
-          end_ = avail;
-          if (buf_.size() < size) buf_.resize(size);
-        }
-        break;
-      }
-      on_frame_(std::span<const std::byte>(buf_.data() + begin_, size));
-      begin_ += size;
+      std::shared_ptr<FrameHandler> drop;
+      std::lock_guard lock(mu_);
+      drop = EndReadLoopLocked();
+      return;
     }
-    if (begin_ == end_) begin_ = end_ = 0;
+    end_ += n;
+    ReadLoop();
   }
 
-  void WriteNext() {
-    writing_ = true;
-    OutFrame& f = queue_.front();
-    std::array<asio::const_buffer, 2> bufs = {asio::buffer(f.head),
-                                              asio::buffer(f.payload.data(), f.payload.size())};
-    asio::async_write(writer(), bufs,
-                      [self = this->shared_from_this()](const std::error_code& ec, size_t n) {
-                        if (self->closed_) return;
-                        self->queued_ -= n;
-                        self->queue_.pop_front();
-                        if (ec) {
-                          self->Stop(FromAsio(ec, "write"));
-                          return;
-                        }
-                        if (self->queue_.empty()) {
-                          self->writing_ = false;
-                        } else {
-                          self->WriteNext();
-                        }
-                      });
+  bool CompleteFrameBuffered() const {
+    size_t avail = end_ - begin_;
+    if (avail < 4) return false;
+    uint32_t size;
+    std::memcpy(&size, chunk_->bytes.get() + begin_, 4);
+    return avail >= size;
+  }
+
+  // Hands out every complete frame in the buffer. False when the loop has ended here
+  // (closed, paused, or handed on by ReadAhead).
+  bool DeliverFrames() {
+    for (;;) {
+      if (ShouldStop()) return false;
+      size_t avail = end_ - begin_;
+      if (avail < 4) return true;
+      uint32_t size;
+      std::memcpy(&size, chunk_->bytes.get() + begin_, 4);  // little-endian host
+      uint32_t max_frame = max_frame_.load(std::memory_order_relaxed);
+      if (size < 7 || size > max_frame) {
+        Stop(Error(size < 7 ? Errc::kFrameTooSmall : Errc::kFrameTooLarge,
+                   fmt::format("frame of {} bytes from {} (limit {})", size, peer_, max_frame)));
+        ShouldStop();
+        return false;
+      }
+      if (avail < size) return true;
+      std::span<const std::byte> frame(chunk_->bytes.get() + begin_, size);
+      begin_ += size;
+      Handoff handoff;
+      handoff_ = &handoff;
+      (*on_frame_)(frame);
+      if (handoff.done) return false;
+      handoff_ = nullptr;
+    }
+  }
+
+  // A chunk of at least `size` bytes that nothing holds: a spare, or a new one.
+  std::shared_ptr<Chunk> TakeChunk(size_t size) {
+    for (auto it = spares_.begin(); it != spares_.end(); ++it) {
+      if ((*it)->size >= size && !(*it)->held()) {
+        std::shared_ptr<Chunk> c = std::move(*it);
+        spares_.erase(it);
+        return c;
+      }
+    }
+    return std::make_shared<Chunk>(std::max(size, kInitialBuffer));
+  }
+
+  // Makes room after end_ for the rest of the partial frame in [begin_, end_) (or for a
+  // new one), without moving bytes a retained frame still uses.
+  void MakeRoom(std::byte** dst, size_t* room) {
+    size_t avail = end_ - begin_;
+    size_t need = 4;  // the size field, until it is known
+    if (avail >= 4) {
+      uint32_t size;
+      std::memcpy(&size, chunk_->bytes.get() + begin_, 4);
+      // Unchecked when ReadAhead comes first: never grow for a size DeliverFrames will
+      // refuse anyway.
+      if (size >= 7 && size <= max_frame_.load(std::memory_order_relaxed)) need = size;
+    }
+    const bool held = chunk_->held();
+    if (avail == 0 && !held) begin_ = end_ = 0;
+    if (chunk_->size - begin_ < need || end_ == chunk_->size ||
+        (!held && begin_ > 0 && chunk_->size - end_ < chunk_->size / 4)) {
+      if (!held && chunk_->size >= need) {
+        std::memmove(chunk_->bytes.get(), chunk_->bytes.get() + begin_, avail);
+      } else {
+        // Retained frames keep this chunk; continue the partial frame in another.
+        std::shared_ptr<Chunk> next = TakeChunk(std::max(need, chunk_->size));
+        std::memcpy(next->bytes.get(), chunk_->bytes.get() + begin_, avail);
+        if (held && spares_.size() < kSpareChunks) spares_.push_back(std::move(chunk_));
+        chunk_ = std::move(next);
+        std::erase_if(spares_, [&](const auto& c) { return c->size < chunk_->size; });
+      }
+      begin_ = 0;
+      end_ = avail;
+    }
+    *dst = chunk_->bytes.get() + end_;
+    *room = chunk_->size - end_;
+  }
+
+  // --- writing -------------------------------------------------------------------------
+  // Writes queued frames until done or the descriptor would block (then waits for it to
+  // be writable). Frames fully written move to `written`.
+  void FlushLocked(std::deque<Pending>* written) {
+    while (!queue_.empty()) {
+      iovec iov[kMaxIov];
+      size_t count = 0;
+      for (auto it = queue_.begin(); it != queue_.end() && count + 2 <= kMaxIov; ++it) {
+        size_t skip = it == queue_.begin() ? it->done : 0;
+        const auto& head = it->frame.head;
+        const auto& payload = it->frame.payload;
+        if (skip < head.size()) {
+          iov[count++] = {const_cast<std::byte*>(head.data()) + skip, head.size() - skip};
+          skip = 0;
+        } else {
+          skip -= head.size();
+        }
+        if (skip < payload.size()) {
+          iov[count++] = {const_cast<std::byte*>(payload.data()) + skip, payload.size() - skip};
+        }
+      }
+      ssize_t n;
+      do {
+        if (is_socket_) {
+          msghdr msg{};
+          msg.msg_iov = iov;
+          msg.msg_iovlen = count;
+          n = ::sendmsg(writer().native_handle(), &msg, MSG_NOSIGNAL);
+        } else {
+          n = ::writev(writer().native_handle(), iov, static_cast<int>(count));
+        }
+      } while (n < 0 && errno == EINTR);
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        FailLocked(FromErrno(errno, "write"));
+        return;
+      }
+      queued_.fetch_sub(static_cast<size_t>(n), std::memory_order_relaxed);
+      size_t left = static_cast<size_t>(n);
+      while (left > 0) {
+        Pending& front = queue_.front();
+        size_t rest = front.size() - front.done;
+        if (left < rest) {
+          front.done += left;
+          break;
+        }
+        left -= rest;
+        written->push_back(std::move(front));
+        queue_.pop_front();
+      }
+    }
+    writing_ = !queue_.empty();
+    if (writing_) {
+      writer().async_wait(
+          Stream::wait_write,
+          [self = this->shared_from_this()](const std::error_code& ec) { self->OnWritable(ec); });
+    }
+  }
+
+  void OnWritable(const std::error_code& ec) {
+    std::deque<Pending> written;
+    std::lock_guard lock(mu_);
+    if (closed_ || failed_) return;
+    if (ec) {
+      FailLocked(FromAsio(ec, "write"));
+      return;
+    }
+    FlushLocked(&written);
+  }
+
+  // A write failed: drop what is queued and stop the channel from the io_context (the
+  // caller holds mu_ and may hold its own locks).
+  void FailLocked(const Error& why) {
+    failed_ = true;
+    writing_ = false;
+    queued_.store(0, std::memory_order_relaxed);
+    asio::post(stream_.get_executor(), [self = this->shared_from_this(), why] { self->Stop(why); });
   }
 
   Stream stream_;
   std::optional<Stream> writer_;
-  std::string peer_;
-  FrameHandler on_frame_;
-  CloseHandler on_close_;
-  std::vector<std::byte> buf_;
-  size_t begin_ = 0;
-  size_t end_ = 0;
-  uint32_t max_frame_ = kDefaultMaxFrame;
-  bool paused_ = false;
-  bool read_pending_ = false;
-  bool closed_ = false;
-  std::deque<OutFrame> queue_;
-  bool writing_ = false;
-  size_t queued_ = 0;
+  const std::string peer_;
+  const bool is_socket_;  // sendmsg (no SIGPIPE) rather than writev
+  std::atomic<uint32_t> max_frame_{kDefaultMaxFrame};
+  std::atomic<bool> paused_{false};  // written under mu_
+  std::atomic<size_t> queued_{0};    // bytes not yet written
+
+  std::mutex mu_;
+  std::atomic<bool> closed_{false};  // written under mu_
+  bool reading_ = false;             // guarded by mu_: a read loop runs or waits
+  bool writing_ = false;             // guarded by mu_: a write wait is pending
+  bool failed_ = false;              // guarded by mu_: a write failed, Stop is on its way
+  std::deque<Pending> queue_;        // guarded by mu_
+  CloseHandler on_close_;            // guarded by mu_
+
+  // What ReadAhead leaves to the on_frame_ call it was made from.
+  struct Handoff {
+    bool done = false;
+    std::shared_ptr<FrameHandler> handler;  // alive until that call returns
+  };
+
+  // The read loop's own (one loop at a time; see reading_). on_frame_ is set under mu_
+  // by Start and dropped under mu_ when the loop ends on a closed channel.
+  std::shared_ptr<FrameHandler> on_frame_;
+  Handoff* handoff_ = nullptr;  // during an on_frame_ call
+  std::shared_ptr<Chunk> chunk_;
+  size_t begin_ = 0;  // first byte of the next frame
+  size_t end_ = 0;    // end of the bytes read
+  std::vector<std::shared_ptr<Chunk>> spares_;
 };
 
+// Accepts connections. Its handlers may run on any thread running the io_context, and
+// Close may be called from any thread: the acceptor and timer are used under
+// state_->mu, which outlives *this for handlers still queued.
 template <class Protocol>
 class AcceptLoop final : public Listener {
  public:
@@ -184,20 +435,21 @@ class AcceptLoop final : public Listener {
   using Socket = typename Protocol::socket;
 
   AcceptLoop(asio::io_context& io, Acceptor acceptor, Address address, AcceptHandler on_accept)
-      : io_(io),
-        acceptor_(std::move(acceptor)),
+      : acceptor_(std::move(acceptor)),
         retry_(io),
         address_(std::move(address)),
         on_accept_(std::move(on_accept)),
-        alive_(std::make_shared<bool>(true)) {
-    Accept();
+        state_(std::make_shared<State>()) {
+    std::lock_guard lock(state_->mu);
+    AcceptLocked();
   }
   ~AcceptLoop() override { Close(); }
 
   const Address& address() const override { return address_; }
   void Close() override {
-    if (!*alive_) return;
-    *alive_ = false;
+    std::lock_guard lock(state_->mu);
+    if (!state_->alive) return;
+    state_->alive = false;
     std::error_code ignored;
     acceptor_.close(ignored);
     retry_.cancel();
@@ -205,14 +457,21 @@ class AcceptLoop final : public Listener {
   }
 
  private:
-  void Accept() {
-    acceptor_.async_accept([this, alive = alive_](const std::error_code& ec, Socket socket) {
-      if (!*alive) return;
+  struct State {
+    std::mutex mu;
+    bool alive = true;  // guarded by mu
+  };
+
+  void AcceptLocked() {
+    acceptor_.async_accept([this, state = state_](const std::error_code& ec, Socket socket) {
+      std::unique_lock lock(state->mu);
+      if (!state->alive) return;
       if (ec) {
         // Out of descriptors and the like: try again shortly rather than spin.
         retry_.expires_after(std::chrono::milliseconds(100));
-        retry_.async_wait([this, alive](const std::error_code& e) {
-          if (!e && *alive) Accept();
+        retry_.async_wait([this, state](const std::error_code& e) {
+          std::lock_guard retry_lock(state->mu);
+          if (!e && state->alive) AcceptLocked();
         });
         return;
       }
@@ -223,17 +482,22 @@ class AcceptLoop final : public Listener {
         auto ep = socket.remote_endpoint(ignored);
         peer = fmt::format("tcp!{}!{}", ep.address().to_string(), ep.port());
       }
-      on_accept_(std::make_shared<StreamChannel<Socket>>(std::move(socket), std::nullopt, peer));
-      Accept();
+      auto channel =
+          std::make_shared<StreamChannel<Socket>>(std::move(socket), std::nullopt, peer, true);
+      AcceptLocked();
+      // Outside the lock (the handler may close this listener), and a copy: the listener
+      // may be closed and destroyed meanwhile.
+      AcceptHandler on_accept = on_accept_;
+      lock.unlock();
+      on_accept(std::move(channel));
     });
   }
 
-  asio::io_context& io_;
   Acceptor acceptor_;
   asio::steady_timer retry_;
   Address address_;
   AcceptHandler on_accept_;
-  std::shared_ptr<bool> alive_;  // outlives *this for handlers still queued
+  std::shared_ptr<State> state_;
 };
 
 Result<std::unique_ptr<Listener>> ListenTcp(asio::io_context& io, const Address& address,
@@ -319,8 +583,12 @@ Result<std::shared_ptr<Channel>> OpenFdChannel(asio::io_context& io, int read_fd
     return Unexpected(Error(std::error_code(err, std::generic_category()), "dup"));
   }
   std::string peer = fmt::format("fd!{}!{}", read_fd, write_fd);
+  // Sockets are written with MSG_NOSIGNAL; pipes and ttys with write(2).
+  struct stat st;
+  bool is_socket = ::fstat(rfd, &st) == 0 && S_ISSOCK(st.st_mode) && ::fstat(wfd, &st) == 0 &&
+                   S_ISSOCK(st.st_mode);
   return std::shared_ptr<Channel>(
-      std::make_shared<StreamChannel<Stream>>(Stream(io, rfd), Stream(io, wfd), peer));
+      std::make_shared<StreamChannel<Stream>>(Stream(io, rfd), Stream(io, wfd), peer, is_socket));
 }
 
 }  // namespace ninefold::transport

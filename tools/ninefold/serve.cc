@@ -114,7 +114,9 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   cmd->add_flag("--read-only", opt->read_only, "refuse every modifying operation with EROFS");
   cmd->add_option("--msize", opt->msize, "largest message size offered (default 1 MiB)")
       ->check(CLI::Range(4096u, 16u << 20));
-  cmd->add_option("--threads", opt->threads, "threads running file-system calls (default 8)")
+  cmd->add_option("--threads", opt->threads,
+                  "most threads serving at once: one normally, more while calls block or bulk "
+                  "transfers saturate a core (default 8)")
       ->check(CLI::Range(1u, 256u));
   cmd->add_option("--max-fids", opt->max_fids, "fids per connection (default 65536)")
       ->check(CLI::Range(16u, 1u << 24));

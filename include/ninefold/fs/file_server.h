@@ -12,7 +12,7 @@
 // (close what it holds). Errors are Results whose code is an errno value
 // (std::generic_category()); the framework sends it as Rlerror / Rerror.
 //
-// Concurrency: methods run on the server's worker threads, several at once, including
+// Concurrency: methods run on the server's io threads, several at once, including
 // several on the same Node (a client may have many reads of one fid in flight), so a
 // Node synchronizes its own mutable state. The framework never destroys a Node while a
 // call on it runs, and never calls Open/Create on a Node concurrently with other calls

@@ -27,7 +27,7 @@
 // writable file succeeds and changes nothing (so `echo x > file` truncation works), else
 // EPERM. Nothing else modifies the tree through 9P.
 //
-// Thread safety: callbacks run on the server's worker threads, several at once (even for
+// Thread safety: callbacks run on the server's io threads, several at once (even for
 // one file): they synchronize whatever they share. AddFile/AddDir/Remove may be called
 // while the tree is being served; a node already walked to a removed entry keeps working.
 #ifndef NINEFOLD_FS_SYNTHETIC_H_
@@ -56,7 +56,7 @@ struct SyntheticFile {
   // The whole text of the file, taken once per open; used instead of `read` when set.
   std::function<Result<std::string>()> contents;
   // Set to false when the callbacks return at once (no sleeping, no I/O): the server
-  // may then answer on its network thread without a hand-off to a worker.
+  // may then answer in its read loop, without counting the call as one that may block.
   bool may_block = true;
 };
 

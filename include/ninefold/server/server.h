@@ -8,8 +8,13 @@
 //   if (auto ok = server.Listen(*ParseAddress("tcp!127.0.0.1!5640")); !ok) ...;
 //   server.Run();   // until Shutdown() (or SIGINT/SIGTERM with HandleSignals())
 //
-// Threads: one io thread (the caller of Run) owns listeners, channels and tag tables;
-// `worker_threads` run the FileServer calls. Shutdown() may be called from any thread.
+// Threads: normally one thread (the caller of Run) reads requests, runs the FileServer
+// calls and writes the replies, with no hand-off between threads. Calls on nodes that
+// may block run so that, when they do block for more than ~2 ms, spare threads (up to
+// `worker_threads` in all) take over the other requests and connections until they
+// return: a blocked read never holds up a getattr on another fid for longer than that.
+// Large reads and writes that keep a thread busy get a second thread (one per core) so
+// that their copies overlap. Shutdown() may be called from any thread.
 #ifndef NINEFOLD_SERVER_SERVER_H_
 #define NINEFOLD_SERVER_SERVER_H_
 
@@ -33,7 +38,7 @@ struct ServerOptions {
   // connection stops reading until some complete).
   uint32_t max_fids = 65536;
   uint32_t max_outstanding = 256;
-  // Threads running FileServer calls.
+  // Most threads serving at once: one normally, more only while calls block.
   unsigned worker_threads = 8;
   // Print every message (also enabled by NINEFOLD_TRACE=1 in the environment).
   bool trace = false;

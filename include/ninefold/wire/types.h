@@ -58,6 +58,45 @@ enum QidType : uint8_t {
   kQtFile = 0x00,
 };
 
+// 9P2000.L field values, as the Linux kernel's include/net/9p/9p.h names them.
+// Tgetattr.request_mask and Rgetattr.valid (P9_GETATTR_*).
+constexpr uint64_t kGetattrMode = 0x1;
+constexpr uint64_t kGetattrNlink = 0x2;
+constexpr uint64_t kGetattrUid = 0x4;
+constexpr uint64_t kGetattrGid = 0x8;
+constexpr uint64_t kGetattrRdev = 0x10;
+constexpr uint64_t kGetattrAtime = 0x20;
+constexpr uint64_t kGetattrMtime = 0x40;
+constexpr uint64_t kGetattrCtime = 0x80;
+constexpr uint64_t kGetattrIno = 0x100;
+constexpr uint64_t kGetattrSize = 0x200;
+constexpr uint64_t kGetattrBlocks = 0x400;
+constexpr uint64_t kGetattrBtime = 0x800;
+constexpr uint64_t kGetattrGen = 0x1000;
+constexpr uint64_t kGetattrDataVersion = 0x2000;
+constexpr uint64_t kGetattrBasic = 0x7ff;  // mode through blocks: what stat(2) has
+constexpr uint64_t kGetattrAll = 0x3fff;
+// Tsetattr.valid (P9_SETATTR_*): which fields to apply; *_SET means "to the time given",
+// else "to now".
+constexpr uint32_t kSetattrMode = 0x1;
+constexpr uint32_t kSetattrUid = 0x2;
+constexpr uint32_t kSetattrGid = 0x4;
+constexpr uint32_t kSetattrSize = 0x8;
+constexpr uint32_t kSetattrAtime = 0x10;
+constexpr uint32_t kSetattrMtime = 0x20;
+constexpr uint32_t kSetattrCtime = 0x40;
+constexpr uint32_t kSetattrAtimeSet = 0x80;
+constexpr uint32_t kSetattrMtimeSet = 0x100;
+// Tlock/Tgetlock/Rgetlock.type (P9_LOCK_TYPE_*) and Tlock.flags (P9_LOCK_FLAGS_*).
+constexpr uint8_t kLockTypeRead = 0;
+constexpr uint8_t kLockTypeWrite = 1;
+constexpr uint8_t kLockTypeUnlock = 2;
+constexpr uint32_t kLockFlagBlock = 1;
+constexpr uint32_t kLockFlagReclaim = 2;
+// Txattrcreate.flags: setxattr(2)'s XATTR_CREATE and XATTR_REPLACE.
+constexpr uint32_t kXattrCreate = 1;
+constexpr uint32_t kXattrReplace = 2;
+
 // What the decoder accepts. Frames larger than msize and strings longer than max_string
 // are errors; nothing the decoder allocates is ever larger than the frame.
 struct Limits {
