@@ -54,11 +54,18 @@ test-release: build
 test-asan: asan
 	cd $(ASAN) && ctest --output-on-failure -j2
 
-# ThreadSanitizer over the multi-threaded parts: the server framework and the back ends.
+# ThreadSanitizer over the multi-threaded parts: the server framework, the back ends, the
+# shared ring and shm channel (not the hostile-peer cases, whose races are the point), and
+# the client Session (the cases that drive one session from many threads, and the scripted
+# server's flush, deadline and disconnect cases).
 test-tsan: $(TSAN)/build.ninja
-	cmake --build $(TSAN) --target server_test fs_test
+	cmake --build $(TSAN) --target server_test fs_test shm_test client_test ninefold
 	TSAN_OPTIONS=halt_on_error=1 $(TSAN)/tests/server_test
 	TSAN_OPTIONS=halt_on_error=1 $(TSAN)/tests/fs_test --gtest_brief=1
+	TSAN_OPTIONS=halt_on_error=1 $(TSAN)/tests/shm_test --gtest_brief=1 \
+	  --gtest_filter='-*Hostile*:*DeathTest*'
+	TSAN_OPTIONS=halt_on_error=1 $(TSAN)/tests/client_test --gtest_brief=1 \
+	  --gtest_filter='*OneSessionFromEightThreads/ninefold*:SessionFake.*'
 
 fuzz: $(FUZZ)/build.ninja
 	cmake --build $(FUZZ)
@@ -71,16 +78,16 @@ bench: build
 bench-server: build
 	bench/server_vs_diod.sh $(RELEASE)
 
+# The shm transport against unix and tcp, beside the machine's limits (pingpong).
+.PHONY: bench-shm
+bench-shm: build
+	bench/shm_vs_sockets.sh $(RELEASE)
+
 # ninefold bench (one thread) vs diodload (N threads) against diod, and ninefold bench
 # against diod vs ninefold serve (docs/client-performance.md).
 .PHONY: bench-client
 bench-client: build
 	bench/client_vs_diodload.sh $(RELEASE)
-
-# The shm transport against unix and tcp, beside the machine's limits (pingpong).
-.PHONY: bench-shm
-bench-shm: build
-	bench/shm_vs_sockets.sh $(RELEASE)
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')

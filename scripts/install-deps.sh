@@ -17,6 +17,10 @@ PACKAGES=(
   diod
   # the Linux kernel's v9fs client booted under QEMU (tests/kernel)
   qemu-system-x86 busybox-static xz-utils
+  # ninefold mount (FUSE): libfuse3, fusermount3, and fio for bench/fuse_fio.sh
+  libfuse3-dev fuse3 fio
+  # test and benchmark scripts (free ports, JSON, the FUSE test's checks)
+  perl python3
 )
 
 missing=()

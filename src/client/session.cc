@@ -546,11 +546,14 @@ void Session::StartConnect(Done<std::shared_ptr<Session>> done) {
   impl_->requests.fetch_add(1, std::memory_order_relaxed);
   channel_->Send(transport::OutFrame{std::move(*frame), {}, nullptr});
   // A peer that never answers Tversion (not a 9P server, or a hung one) must not hang us.
-  impl_->connect_timer.expires_after(options_.connect_timeout);
-  impl_->connect_timer.async_wait([this, self](const std::error_code& ec) {
+  // The request deadline, when shorter, applies to Tversion too.
+  auto limit = options_.connect_timeout;
+  if (options_.deadline.count() > 0) limit = std::min(limit, options_.deadline);
+  impl_->connect_timer.expires_after(limit);
+  impl_->connect_timer.async_wait([this, self, limit](const std::error_code& ec) {
     if (ec || !impl_->version_done.fn) return;
-    Fail(Error(std::errc::timed_out, fmt::format("{} did not answer Tversion within {} ms", peer(),
-                                                 options_.connect_timeout.count())));
+    Fail(Error(std::errc::timed_out,
+               fmt::format("{} did not answer Tversion within {} ms", peer(), limit.count())));
   });
 }
 

@@ -79,13 +79,37 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   void Send(OutFrame frame) override {
     std::unique_lock lock(mu_);
     if (closed_) return;
+    if (!frame.payload.empty()) return SendOneLocked(frame.head, frame.payload, &frame);
+    // `head` may hold several whole frames back to back: one ring record each.
+    std::span<const std::byte> rest = frame.head;
+    while (rest.size() >= 4) {
+      uint32_t size;
+      std::memcpy(&size, rest.data(), 4);
+      if (size < 7 || size > rest.size()) {
+        return FailLater(
+            Error(std::errc::invalid_argument,
+                  fmt::format("sending a frame of {} bytes with {} left", size, rest.size())));
+      }
+      SendOneLocked(rest.first(size), {}, size == frame.head.size() ? &frame : nullptr);
+      rest = rest.subspan(size);
+    }
+  }
+
+  // Pushes one frame, or queues it (moving `whole` when it is exactly this frame, else
+  // copying) behind frames already waiting for room.
+  void SendOneLocked(std::span<const std::byte> head, std::span<const std::byte> payload,
+                     OutFrame* whole) {
     if (queue_.empty()) {
-      Result<bool> pushed = tx_.TryPush(frame.head, frame.payload);
+      Result<bool> pushed = tx_.TryPush(head, payload);
       if (!pushed) return FailLater(pushed.error());
       if (*pushed) return;
     }
-    queued_ += frame.head.size() + frame.payload.size();
-    queue_.push_back(std::move(frame));
+    queued_ += head.size() + payload.size();
+    if (whole != nullptr) {
+      queue_.push_back(std::move(*whole));
+    } else {
+      queue_.push_back(OutFrame{{head.begin(), head.end()}, {}, nullptr});
+    }
     FlushLocked();
   }
 
@@ -95,6 +119,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     std::lock_guard lock(mu_);
     return queued_;
   }
+  std::shared_ptr<const void> RetainFrame() override { return current_; }
 
  private:
   bool closed() const {

@@ -8,6 +8,8 @@
 # passed). Exit status: the number of failures, at most 100.
 # Env: P9MNT, P9VERSION (set by run.sh); FILEOPS_BIG_MB (size of the random file,
 # default 64); FILEOPS_DIR_ENTRIES (default 5000); FILEOPS_KEEP=1 keeps the work tree.
+# FILEOPS_FSTYPE: the mount's type in /proc/mounts (default 9p; tests/fuse: fuse.ninefold);
+# FILEOPS_DROP_CACHES=0 skips dropping the page cache (on a shared host, tests/fuse).
 # Needs /bin/p9x (guest-helper.c) for errno-exact checks, xattrs and locks.
 M=${P9MNT:?run me with run.sh (P9MNT unset)}
 V=${P9VERSION:-9p2000.L}
@@ -46,7 +48,8 @@ only_L() { [ "$V" = 9p2000.L ] || { echo "$1"; return 77; }; }
 not_legacy() { [ "$V" != 9p2000 ] || { echo "$1"; return 77; }; }
 
 c_mount() {
-  line=$(grep " $M 9p " /proc/mounts) || { echo "no 9p mount on $M"; return 1; }
+  fstype=${FILEOPS_FSTYPE:-9p}
+  line=$(grep " $M $fstype " /proc/mounts) || { echo "no $fstype mount on $M"; return 1; }
   echo "# $line"
 }
 c_workdir() {
@@ -221,7 +224,7 @@ c_bigfile() {
   dd if=$src of="$f" bs=1M 2>/dev/null || { rm -f $src; echo "write through the mount failed"; return 1; }
   t1=$(ms)
   rm -f $src
-  sync; echo 3 > /proc/sys/vm/drop_caches
+  sync; [ "${FILEOPS_DROP_CACHES:-1}" = 0 ] || echo 3 > /proc/sys/vm/drop_caches
   eq size "$(stat -c %s "$f")" $((BIG * 1048576)) || return 1
   t2=$(ms)
   got=$(dd if="$f" bs=1M 2>/dev/null | md5sum | cut -d' ' -f1)
@@ -263,7 +266,7 @@ c_cleanup() {
 }
 
 echo "# fileops: $V on $M (trans=$P9TRANS), big file ${BIG} MiB, directory of $NDIR entries"
-check "mount is a 9p file system" c_mount
+check "mount is a ${FILEOPS_FSTYPE:-9p} file system" c_mount
 check "mkdir the work directory" c_workdir
 check "write and append (>>), content and size" c_append
 check "truncate: shrink, extend with zeros, to zero" c_truncate

@@ -180,6 +180,21 @@ TEST(ShmChannelTest, HeadAndPayloadTravelAsOneFrame) {
   EXPECT_EQ(client.bytes, 5000u);
 }
 
+// A client's batch: several whole frames back to back in one OutFrame's head.
+TEST(ShmChannelTest, SeveralFramesInOneHeadArriveSeparately) {
+  EchoServer server;
+  Client client(server.address());
+  std::vector<std::byte> batch;
+  for (uint32_t i = 0; i < 3; ++i) {
+    auto f = MakeFrame(i, 50 + i * 10);
+    batch.insert(batch.end(), f.begin(), f.end());
+  }
+  client.channel->Send(OutFrame{batch, {}, nullptr});
+  ASSERT_TRUE(WaitFor([&] { return client.received == 3; }, 10s)) << client.received;
+  EXPECT_EQ(client.bad, 0u);
+  EXPECT_EQ(client.bytes, 50u + 60 + 70);
+}
+
 TEST(ShmChannelTest, SendersOnManyThreads) {
   EchoServer server;
   Client client(server.address());

@@ -9,6 +9,8 @@ namespace ninefold::tools {
 
 void AddDecodeCommand(CLI::App& app, int* exit_code);
 void AddServeCommand(CLI::App& app, int* exit_code);
+// ninefold mount: FUSE (mount.cc).
+void AddMountCommand(CLI::App& app, int* exit_code);
 // ls, cat, put, stat, mkdir, rm, mv (client_cmds.cc).
 void AddClientCommands(CLI::App& app, int* exit_code);
 void AddBenchCommand(CLI::App& app, int* exit_code);

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   ninefold::tools::AddDecodeCommand(app, &exit_code);
   ninefold::tools::AddServeCommand(app, &exit_code);
+  ninefold::tools::AddMountCommand(app, &exit_code);
   ninefold::tools::AddClientCommands(app, &exit_code);
   ninefold::tools::AddBenchCommand(app, &exit_code);
   try {

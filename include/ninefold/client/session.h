@@ -69,7 +69,8 @@ struct SessionOptions {
   // Each request's deadline (zero: none). A request still unanswered after it is flushed
   // and its operation completes with std::errc::timed_out.
   std::chrono::milliseconds deadline{0};
-  // How long AsyncConnect waits for Rversion before failing with timed_out.
+  // How long AsyncConnect waits for Rversion before failing with timed_out (or `deadline`,
+  // when that is shorter).
   std::chrono::milliseconds connect_timeout = std::chrono::seconds(10);
 };
 

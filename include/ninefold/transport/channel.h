@@ -5,10 +5,12 @@
 // that is written straight from its owner's memory (scatter/gather, no copy). The bytes
 // on the wire are standard 9P that any peer reads.
 //
-// Threading: a Channel belongs to the io_context it was made on. Start, Send, Close,
-// SetMaxFrame, Pause/ResumeReading and all callbacks run on that io_context's thread
-// (the server runs one io thread). Channels are shared_ptrs so pending operations keep
-// them alive after Close.
+// Threading: a Channel belongs to the io_context it was made on; its callbacks run on
+// threads running that io_context, the FrameHandler one call at a time (see ReadAhead).
+// Send, Close, SetMaxFrame, PauseReading, ResumeReading and queued_bytes may be called
+// from any thread (each channel has its own lock; a client that runs one io thread and
+// calls them there needs nothing more). Channels are shared_ptrs so pending operations
+// keep them alive after Close.
 #ifndef NINEFOLD_TRANSPORT_CHANNEL_H_
 #define NINEFOLD_TRANSPORT_CHANNEL_H_
 
@@ -27,7 +29,8 @@
 namespace ninefold::transport {
 
 // A frame ready to send: `head` then `payload`; `owner` keeps the payload's memory alive
-// until it is written.
+// until it is written. With an empty payload, `head` may also hold several whole frames
+// back to back (a client's batch), sent in order.
 struct OutFrame {
   std::vector<std::byte> head;
   std::span<const std::byte> payload;
@@ -36,9 +39,12 @@ struct OutFrame {
 
 class Channel {
  public:
-  // Called for each complete frame; the span is valid only during the call.
+  // Called for each complete frame, one call at a time (unless the handler calls
+  // ReadAhead); the span is valid only during the call (unless it calls RetainFrame).
   using FrameHandler = std::function<void(std::span<const std::byte> frame)>;
-  // Called once when the channel stops: an empty Error's code for a clean EOF.
+  // Called once when the channel stops: an empty Error's code for a clean EOF. It runs
+  // inside Close() when Close() stops the channel, else from the io_context; never inside
+  // Send() (a failed write stops the channel from the io_context).
   using CloseHandler = std::function<void(const Error& why)>;
 
   virtual ~Channel() = default;
@@ -49,7 +55,9 @@ class Channel {
   // Backpressure: stop delivering frames until resumed.
   virtual void PauseReading() = 0;
   virtual void ResumeReading() = 0;
-  // Queues a frame; frames go out in the order sent.
+  // Sends a frame: written at once from the caller's thread when nothing is queued ahead
+  // of it (the common case: no trip through the io_context), else queued; frames go out
+  // in the order Send was called.
   virtual void Send(OutFrame frame) = 0;
   // Stops reading and writing and closes the descriptors; the CloseHandler runs.
   virtual void Close() = 0;
@@ -57,6 +65,18 @@ class Channel {
   virtual const std::string& peer() const = 0;
   // Bytes waiting to be written (for memory limits and tests).
   virtual size_t queued_bytes() const = 0;
+  // Only from inside the FrameHandler: keeps the current frame's bytes valid and
+  // unchanged for as long as the returned reference is held, without copying them (the
+  // channel reads later frames into other memory meanwhile). Null when this channel
+  // cannot: the caller copies the frame instead.
+  virtual std::shared_ptr<const void> RetainFrame() { return nullptr; }
+  // Only from inside the FrameHandler, after RetainFrame: when no other complete frame
+  // is buffered, starts the next read now rather than when the handler returns, so that
+  // the frames that follow are delivered meanwhile (on another thread running the
+  // io_context, concurrently with this call) if the handler takes long. False, and
+  // nothing changed, when frames are still buffered, reading is paused or closed, or
+  // the channel cannot.
+  virtual bool ReadAhead() { return false; }
 };
 
 class Listener {

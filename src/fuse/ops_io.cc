@@ -1,0 +1,187 @@
+// Open files and directories: each open clones the inode's fid and opens the clone
+// (Tlopen/Tlcreate), so every open file has a fid of its own for I/O and locks.
+#include <dirent.h>
+#include <fcntl.h>
+
+#include <algorithm>
+
+#include "src/fuse/filesystem.h"
+
+namespace ninefold::fuse::internal {
+
+namespace {
+
+// The open flags a server is asked for: access mode and the flags that change what
+// reads and writes mean; never O_DIRECT (the server's buffers need not be aligned).
+uint32_t ServerFlags(int flags, bool writeback) {
+  uint32_t keep = O_ACCMODE | O_TRUNC | O_APPEND | O_SYNC | O_DSYNC | O_CREAT | O_EXCL;
+  uint32_t f = static_cast<uint32_t>(flags) & keep;
+  if (writeback) {
+    // The kernel fills partial pages by reading, and appends by itself.
+    if ((f & O_ACCMODE) == O_WRONLY) f = (f & ~uint32_t{O_ACCMODE}) | O_RDWR;
+    f &= ~uint32_t{O_APPEND};
+  }
+  return f;
+}
+
+}  // namespace
+
+void Filesystem::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info fi, bool dir) {
+  Fid node = FidOrFail(req, ino);
+  if (node == wire::kNoFid) return;
+  CallPtr call = Begin(req);
+  Fid fid = session_->AllocFid();
+  uint32_t flags = dir ? O_RDONLY : ServerFlags(fi.flags, options_.writeback_cache);
+  flags &= ~uint32_t{O_CREAT | O_EXCL};
+  session_->AsyncWalk(
+      node, fid, {},
+      Bind(call, [this, req, call, fid, fi, dir, flags, ino](Result<std::vector<wire::Qid>> w) {
+        if (!w) {
+          session_->ReleaseFid(fid);
+          return Fail(req, w.error());
+        }
+        session_->AsyncRequest<wire::Rlopen>(
+            wire::Tlopen{.fid = fid, .flags = flags},
+            Bind(call, [this, req, call, fid, fi, dir, ino](Result<wire::Rlopen> r) mutable {
+              if (!r) {
+                Clunk(fid);
+                return Fail(req, r.error());
+              }
+              auto* h = new Handle{.fid = fid, .dir = dir, .ino = ino};
+              fi.fh = reinterpret_cast<uint64_t>(h);
+              // Cached pages are dropped at every open unless the caller allowed
+              // caching: close-to-open consistency with other clients.
+              fi.keep_cache = options_.attr_timeout > 0 || options_.writeback_cache;
+              open_[ino].push_back(h);
+              if (fuse_reply_open(req, &fi) != 0) Drop(h);
+            }));
+      }));
+}
+
+void Filesystem::Create(fuse_req_t req, fuse_ino_t parent, std::string name, mode_t mode,
+                        fuse_file_info fi) {
+  Fid dir = FidOrFail(req, parent);
+  if (dir == wire::kNoFid) return;
+  CallPtr call = Begin(req);
+  Fid fid = session_->AllocFid();
+  uint32_t flags = ServerFlags(fi.flags, options_.writeback_cache) | O_CREAT;
+  uint32_t gid = fuse_req_ctx(req)->gid;
+  session_->AsyncWalk(
+      dir, fid, {},
+      Bind(call, [this, req, call, dir, fid, fi, name, mode, flags,
+                  gid](Result<std::vector<wire::Qid>> w) {
+        if (!w) {
+          session_->ReleaseFid(fid);
+          return Fail(req, w.error());
+        }
+        // Tlcreate turns the clone of the directory's fid into the new, open file.
+        session_->AsyncRequest<wire::Rlcreate>(
+            wire::Tlcreate{
+                .fid = fid, .name = name, .flags = flags, .mode = mode & 07777, .gid = gid},
+            Bind(call, [this, req, call, dir, fid, fi, name](Result<wire::Rlcreate> r) {
+              if (!r) {
+                Clunk(fid);
+                return Fail(req, r.error());
+              }
+              LookupChild(call, dir, name,
+                          [this, req, call, fid, fi](Result<fuse_entry_param> e) mutable {
+                            if (!e) {
+                              Clunk(fid);
+                              return Fail(req, e.error());
+                            }
+                            auto* h = new Handle{.fid = fid, .ino = e->ino};
+                            fi.fh = reinterpret_cast<uint64_t>(h);
+                            fi.keep_cache = options_.attr_timeout > 0 || options_.writeback_cache;
+                            open_[h->ino].push_back(h);
+                            if (fuse_reply_create(req, &*e, &fi) != 0) {
+                              Forget(e->ino, 1);
+                              Drop(h);
+                            }
+                          });
+            }));
+      }));
+}
+
+void Filesystem::Read(fuse_req_t req, Handle* h, size_t size, off_t off) {
+  CallPtr call = Begin(req);
+  auto buf = std::make_shared<std::vector<std::byte>>(size);
+  session_->AsyncRead(h->fid, static_cast<uint64_t>(off), *buf,
+                      Bind(call, [req, call, buf](Result<size_t> n) {
+                        if (!n) return (void)fuse_reply_err(req, Errno(n.error()));
+                        fuse_reply_buf(req, reinterpret_cast<const char*>(buf->data()), *n);
+                      }));
+}
+
+void Filesystem::Write(fuse_req_t req, Handle* h, std::shared_ptr<std::vector<char>> data,
+                       off_t off) {
+  CallPtr call = Begin(req);
+  std::span<const std::byte> src(reinterpret_cast<const std::byte*>(data->data()), data->size());
+  session_->AsyncWrite(h->fid, static_cast<uint64_t>(off), src,
+                       Bind(call, [req, call, data](Result<size_t> n) {
+                         if (!n) return (void)fuse_reply_err(req, Errno(n.error()));
+                         fuse_reply_write(req, *n);
+                       }));
+}
+
+void Filesystem::Release(fuse_req_t req, Handle* h) {
+  Drop(h);
+  fuse_reply_err(req, 0);
+}
+
+void Filesystem::Drop(Handle* h) {
+  auto it = open_.find(h->ino);
+  if (it != open_.end()) {
+    std::erase(it->second, h);
+    if (it->second.empty()) open_.erase(it);
+  }
+  Clunk(h->fid);
+  delete h;
+}
+
+void Filesystem::Fsync(fuse_req_t req, Handle* h, bool datasync) {
+  CallPtr call = Begin(req);
+  session_->AsyncRequest<wire::Rfsync>(wire::Tfsync{.fid = h->fid, .datasync = datasync ? 1u : 0u},
+                                       Bind(call, [req, call](Result<wire::Rfsync> r) {
+                                         fuse_reply_err(req, r ? 0 : Errno(r.error()));
+                                       }));
+}
+
+void Filesystem::Readdir(fuse_req_t req, Handle* h, size_t size, off_t off) {
+  uint64_t want = static_cast<uint64_t>(off);
+  // Continue from the buffered entries when the kernel asks for the next one there.
+  for (size_t i = 0; i < h->entries.size(); ++i) {
+    uint64_t at = i == 0 ? h->first_offset : h->entries[i - 1].offset;
+    if (at == want) return ReplyDir(req, h, i, size);
+  }
+  ReadMore(req, h, size, want);
+}
+
+void Filesystem::ReadMore(fuse_req_t req, Handle* h, size_t size, uint64_t off) {
+  CallPtr call = Begin(req);
+  session_->AsyncReaddir(
+      h->fid, off,
+      Bind(call, [this, req, call, h, size, off](Result<std::vector<client::DirEntry>> r) {
+        if (!r) return Fail(req, r.error());
+        h->entries = std::move(*r);
+        h->first_offset = off;
+        ReplyDir(req, h, 0, size);
+      }));
+}
+
+void Filesystem::ReplyDir(fuse_req_t req, Handle* h, size_t index, size_t size) {
+  std::vector<char> buf(size);
+  size_t used = 0;
+  for (size_t i = index; i < h->entries.size(); ++i) {
+    const client::DirEntry& d = h->entries[i];
+    struct stat st = {};
+    st.st_ino = d.qid.path;
+    st.st_mode = static_cast<mode_t>(d.type) << 12;
+    size_t need = fuse_add_direntry(req, buf.data() + used, size - used, d.name.c_str(), &st,
+                                    static_cast<off_t>(d.offset));
+    if (need > size - used) break;
+    used += need;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+}  // namespace ninefold::fuse::internal

@@ -1,0 +1,367 @@
+// The Session's asynchronous behaviour against each real server: many reads in flight
+// checked byte for byte, split writes, cancellation, a server killed mid-transfer, the
+// three completion styles, and one session shared by eight threads.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <random>
+
+#include "asio/bind_cancellation_slot.hpp"
+#include "asio/cancellation_signal.hpp"
+#include "asio/co_spawn.hpp"
+#include "asio/post.hpp"
+#include "asio/use_awaitable.hpp"
+#include "client_test_util.h"
+#include "fmt/format.h"
+
+namespace ninefold::client_test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+class SessionAsync : public ServerTest {
+ protected:
+  // Connects with `msize`, attaches, and opens `name` read-only.
+  void OpenFile(const std::string& name, uint32_t msize = 65536) {
+    conn_ = Connect({.msize = msize});
+    ASSERT_TRUE(conn_);
+    root_ = Attach(*conn_);
+    Result<Fid> f = OpenNew(*conn_, root_, {name}, O_RDONLY);
+    ASSERT_TRUE(f) << f.error().ToString();
+    fid_ = *f;
+  }
+  Session& s() { return conn_->s(); }
+
+  std::unique_ptr<Conn> conn_;
+  Fid root_ = wire::kNoFid, fid_ = wire::kNoFid;
+};
+
+// Reads at random offsets and sizes, `window` in flight at once, each issued from the
+// completion of an earlier one; every byte is compared with the file.
+struct ReadStorm {  // shared: completions keep it alive
+  std::shared_ptr<Session> session;
+  Fid fid;
+  const std::vector<std::byte>* content;
+  size_t max_len;
+  int total;
+  std::mt19937_64 rng{42};  // io thread (and the starting thread, before any completion)
+  std::mutex mu;
+  int issued = 0, completed = 0, failed = 0, mismatched = 0, short_reads = 0;  // guarded by mu
+  std::error_code first_error;                                                 // guarded by mu
+  bool stop = false;                                                           // guarded by mu
+  std::promise<void> all_done;
+
+  static void IssueOne(const std::shared_ptr<ReadStorm>& st) {
+    uint64_t offset;
+    size_t len;
+    {
+      std::lock_guard lock(st->mu);
+      if (st->stop || st->issued == st->total) return;
+      ++st->issued;
+      offset = st->rng() % (st->content->size() + 1000);
+      len = 1 + st->rng() % st->max_len;
+    }
+    auto buf = std::make_shared<std::vector<std::byte>>(len);
+    st->session->AsyncRead(st->fid, offset, *buf, [st, buf, offset](Result<size_t> r) {
+      st->Check(offset, *buf, r);
+      IssueOne(st);
+    });
+  }
+  void Check(uint64_t offset, const std::vector<std::byte>& buf, const Result<size_t>& r) {
+    std::lock_guard lock(mu);
+    ++completed;
+    if (!r) {
+      if (failed++ == 0) first_error = r.error().code();
+      stop = true;
+    } else {
+      size_t want = offset >= content->size() ? 0 : std::min(buf.size(), content->size() - offset);
+      if (*r != want) ++short_reads;
+      if (*r > want ||
+          std::memcmp(buf.data(), content->data() + std::min<size_t>(offset, content->size()),
+                      *r) != 0) {
+        ++mismatched;
+      }
+    }
+    if (completed == issued && (stop || issued == total)) all_done.set_value();
+  }
+};
+
+// Waits for `done`; if it does not come, closes the session (which must complete what is
+// pending) so that no completion outlives the test's state.
+bool WaitOrClose(std::future<void>& done, std::chrono::seconds timeout, Conn& conn) {
+  if (done.wait_for(timeout) == std::future_status::ready) return true;
+  conn.s().Close();
+  if (done.wait_for(10s) != std::future_status::ready) {
+    std::fprintf(stderr, "completions missing even after Close(): aborting\n");
+    std::abort();
+  }
+  return false;
+}
+
+TEST_P(SessionAsync, TenThousandRandomReadsInFlightMatchTheFile) {
+  const auto content = RandomBytes(3 << 20, 7);
+  WriteHostFile(Host("big"), content);
+  OpenFile("big");
+  auto storm_ptr = std::shared_ptr<ReadStorm>(new ReadStorm{.session = conn_->session(),
+                                                            .fid = fid_,
+                                                            .content = &content,
+                                                            .max_len = 3 * s().msize() + 100,
+                                                            .total = 10000});
+  ReadStorm& storm = *storm_ptr;
+  auto done = storm.all_done.get_future();
+  // 96 operations at once (each up to 4 Treads: more requests than the 256 tags at times).
+  asio::post(conn_->io(), [&] {
+    for (int i = 0; i < 96; ++i) ReadStorm::IssueOne(storm_ptr);
+  });
+  ASSERT_TRUE(WaitOrClose(done, 300s, *conn_)) << "reads did not all complete";
+  std::lock_guard lock(storm.mu);
+  EXPECT_EQ(storm.completed, 10000);
+  EXPECT_EQ(storm.failed, 0) << storm.first_error.message();
+  EXPECT_EQ(storm.mismatched, 0);
+  EXPECT_EQ(storm.short_reads, 0);
+  EXPECT_GE(s().stats().bytes_read, 10000u);
+}
+
+TEST_P(SessionAsync, WriteLargerThanMsizeReadsBackIdentical) {
+  WriteHostFile(Host("out"), Bytes(""));
+  conn_ = Connect({.msize = 65536});
+  ASSERT_TRUE(conn_);
+  root_ = Attach(*conn_);
+  Result<Fid> f = OpenNew(*conn_, root_, {"out"}, O_RDWR);
+  ASSERT_TRUE(f) << f.error().ToString();
+  const auto data = RandomBytes((5 << 20) + 123, 9);
+  const uint64_t offset = 777;
+  auto n = Get(s().AsyncWrite(*f, offset, data, asio::use_future));
+  ASSERT_TRUE(n) << n.error().ToString();
+  EXPECT_EQ(*n, data.size());
+  EXPECT_GT(data.size(), 50 * s().iounit());
+
+  auto host = ReadHostFile(Host("out"));
+  ASSERT_EQ(host.size(), offset + data.size());
+  EXPECT_TRUE(std::all_of(host.begin(), host.begin() + offset,
+                          [](std::byte b) { return b == std::byte{0}; }));
+  EXPECT_TRUE(std::equal(data.begin(), data.end(), host.begin() + offset)) << "host file differs";
+
+  std::vector<std::byte> back(data.size() + 5000);
+  auto r = Get(s().AsyncRead(*f, offset, back, asio::use_future));
+  ASSERT_TRUE(r) << r.error().ToString();
+  ASSERT_EQ(*r, data.size());
+  back.resize(*r);
+  EXPECT_TRUE(back == data) << "read back differs";
+  EXPECT_EQ(s().stats().bytes_written, data.size());
+}
+
+// Opening a FIFO that has no writer blocks inside the server. Cancelling the Tlopen
+// sends Tflush; the operation then completes with operation_canceled, or with the
+// server's answer if the server answered first (9P lets it: ninefold serve always answers
+// a request before its Rflush), and the session keeps working.
+TEST_P(SessionAsync, CancelSendsTflushForABlockedRequest) {
+  ASSERT_EQ(::mkfifo(Host("fifo").c_str(), 0666), 0);
+  WriteHostFile(Host("plain"), Bytes("still works"));
+  conn_ = Connect();
+  ASSERT_TRUE(conn_);
+  root_ = Attach(*conn_);
+  Result<Fid> fifo = WalkNew(*conn_, root_, {"fifo"});
+  ASSERT_TRUE(fifo);
+
+  asio::cancellation_signal cancel;
+  std::promise<Result<wire::Rlopen>> promise;
+  s().AsyncRequest<wire::Rlopen>(
+      wire::Tlopen{.fid = *fifo, .flags = O_RDONLY},
+      asio::bind_cancellation_slot(
+          cancel.slot(), [&](Result<wire::Rlopen> r) { promise.set_value(std::move(r)); }));
+  auto result = promise.get_future();
+  // The request is on the server (it does not answer while nobody writes).
+  EXPECT_EQ(result.wait_for(300ms), std::future_status::timeout) << "the open did not block";
+  uint64_t flushes_before = s().stats().flushes;
+  asio::post(conn_->io(), [&] { cancel.emit(asio::cancellation_type::all); });
+  auto sent = Clock::now() + 5s;
+  while (s().stats().flushes == flushes_before && Clock::now() < sent)
+    std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(s().stats().flushes, flushes_before + 1) << "no Tflush sent";
+
+  bool canceled_promptly = result.wait_for(1s) == std::future_status::ready;
+  int writer = -1;
+  if (!canceled_promptly) {
+    // The server holds Rflush until the open returns: give the FIFO a writer.
+    writer = ::open(Host("fifo").c_str(), O_WRONLY | O_NONBLOCK);
+    EXPECT_GE(writer, 0) << std::strerror(errno);
+  }
+  ASSERT_EQ(result.wait_for(10s), std::future_status::ready)
+      << "the cancelled open never completed";
+  Result<wire::Rlopen> r = result.get();
+  if (r) {
+    std::printf("%s answered the Tlopen before its Rflush (as 9P allows)\n",
+                TargetName(GetParam()).c_str());
+    EXPECT_FALSE(canceled_promptly);
+  } else {
+    EXPECT_EQ(r.error().code(), Errc(std::errc::operation_canceled)) << r.error().ToString();
+  }
+  if (writer >= 0) ::close(writer);
+  (void)Get(s().AsyncClunk(*fifo, asio::use_future));
+
+  // The session still works.
+  Result<Fid> plain = OpenNew(*conn_, root_, {"plain"}, O_RDONLY);
+  ASSERT_TRUE(plain) << plain.error().ToString();
+  std::vector<std::byte> buf(64);
+  auto n = Get(s().AsyncRead(*plain, 0, buf, asio::use_future));
+  ASSERT_TRUE(n) << n.error().ToString();
+  buf.resize(*n);
+  EXPECT_EQ(buf, Bytes("still works"));
+}
+
+TEST_P(SessionAsync, ServerKilledMidTransferFailsEveryPendingOperationPromptly) {
+  const auto content = RandomBytes(8 << 20, 11);
+  WriteHostFile(Host("big"), content);
+  OpenFile("big");
+  auto storm_ptr = std::shared_ptr<ReadStorm>(new ReadStorm{.session = conn_->session(),
+                                                            .fid = fid_,
+                                                            .content = &content,
+                                                            .max_len = 2 * s().msize(),
+                                                            .total = 1 << 30});
+  ReadStorm& storm = *storm_ptr;
+  auto done = storm.all_done.get_future();
+  asio::post(conn_->io(), [&] {
+    for (int i = 0; i < 128; ++i) ReadStorm::IssueOne(storm_ptr);
+  });
+  auto warm = Clock::now() + 30s;
+  for (;;) {
+    std::this_thread::sleep_for(2ms);
+    std::lock_guard lock(storm.mu);
+    if (storm.completed >= 300 || Clock::now() > warm) break;
+  }
+  server_->Kill();
+  auto killed = Clock::now();
+  ASSERT_TRUE(WaitOrClose(done, 5s, *conn_))
+      << "operations still pending 5 s after the server died";
+  std::printf("all pending operations completed %.0f ms after SIGKILL\n",
+              std::chrono::duration<double, std::milli>(Clock::now() - killed).count());
+  {
+    std::lock_guard lock(storm.mu);
+    EXPECT_GE(storm.completed, 300);
+    EXPECT_GE(storm.failed, 1);
+    EXPECT_EQ(storm.first_error, Errc(std::errc::not_connected)) << storm.first_error.message();
+    EXPECT_EQ(storm.mismatched, 0);
+  }
+  EXPECT_FALSE(s().connected());
+  // Later operations fail at once.
+  auto later = s().AsyncGetattr(fid_, client::kGetattrBasic, asio::use_future);
+  ASSERT_EQ(later.wait_for(1s), std::future_status::ready);
+  EXPECT_EQ(Code(later.get()), Errc(std::errc::not_connected));
+  std::vector<std::byte> buf(10);
+  auto read = s().AsyncRead(fid_, 0, buf, asio::use_future);
+  ASSERT_EQ(read.wait_for(1s), std::future_status::ready);
+  EXPECT_EQ(Code(read.get()), Errc(std::errc::not_connected));
+}
+
+TEST_P(SessionAsync, CallbackFutureAndCoroutineCompletions) {
+  const auto content = RandomBytes(200000, 3);
+  WriteHostFile(Host("f"), content);
+  OpenFile("f");
+  std::vector<std::byte> buf(content.size());
+
+  // Callback.
+  std::promise<Result<size_t>> p;
+  s().AsyncRead(fid_, 0, buf, [&](Result<size_t> r) {
+    EXPECT_TRUE(conn_->io().get_executor().running_in_this_thread());
+    p.set_value(std::move(r));
+  });
+  auto n = Get(p.get_future());
+  ASSERT_TRUE(n) << n.error().ToString();
+  EXPECT_EQ(*n, content.size());
+  EXPECT_EQ(buf, content);
+
+  // Future.
+  std::fill(buf.begin(), buf.end(), std::byte{0});
+  n = Get(s().AsyncRead(fid_, 0, buf, asio::use_future));
+  ASSERT_TRUE(n);
+  EXPECT_EQ(buf, content);
+
+  // Coroutine: walk, open, read, getattr, clunk, each awaited.
+  auto session = conn_->session();
+  Fid root = root_;
+  auto coro = [session, root, &content]() -> asio::awaitable<std::string> {
+    Fid f = session->AllocFid();
+    std::vector<std::string> names;  // (GCC 12 rejects a braced list inside co_await)
+    names.emplace_back("f");
+    Result<std::vector<wire::Qid>> q =
+        co_await session->AsyncWalk(root, f, names, asio::use_awaitable);
+    if (!q) co_return "walk: " + q.error().ToString();
+    wire::Tlopen lopen{.fid = f, .flags = O_RDONLY};
+    Result<wire::Rlopen> o =
+        co_await session->AsyncRequest<wire::Rlopen>(lopen, asio::use_awaitable);
+    if (!o) co_return "lopen: " + o.error().ToString();
+    std::vector<std::byte> data(content.size() + 10);
+    Result<size_t> got = co_await session->AsyncRead(f, 0, data, asio::use_awaitable);
+    if (!got) co_return "read: " + got.error().ToString();
+    data.resize(*got);
+    if (data != content) co_return std::string("read: content differs");
+    Result<wire::Rgetattr> a =
+        co_await session->AsyncGetattr(f, client::kGetattrBasic, asio::use_awaitable);
+    if (!a || a->size != content.size()) co_return std::string("getattr: wrong");
+    Result<void> c = co_await session->AsyncClunk(f, asio::use_awaitable);
+    if (!c) co_return "clunk: " + c.error().ToString();
+    co_return std::string("ok");
+  };
+  std::future<std::string> out = asio::co_spawn(conn_->io(), coro(), asio::use_future);
+  ASSERT_EQ(out.wait_for(30s), std::future_status::ready);
+  EXPECT_EQ(out.get(), "ok");
+}
+
+TEST_P(SessionAsync, OneSessionFromEightThreads) {
+  constexpr int kThreads = 8, kRounds = 60;
+  for (int t = 0; t < kThreads; ++t) {
+    WriteHostFile(Host(fmt::format("in{}", t)), RandomBytes(10000 + t * 1000, 100 + t));
+  }
+  conn_ = Connect({.msize = 8192, .max_outstanding = 16});  // tags run short: waiting queue
+  ASSERT_TRUE(conn_);
+  root_ = Attach(*conn_);
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Session& s = conn_->s();
+      const auto want = RandomBytes(10000 + t * 1000, 100 + t);
+      std::string out = fmt::format("out{}", t);
+      for (int round = 0; round < kRounds; ++round) {
+        Fid f = s.AllocFid();
+        auto w = Get(s.AsyncWalk(root_, f, {fmt::format("in{}", t)}, asio::use_future));
+        auto o = Get(s.AsyncRequest<wire::Rlopen>(wire::Tlopen{.fid = f, .flags = O_RDONLY},
+                                                  asio::use_future));
+        std::vector<std::byte> buf(want.size());
+        auto n = Get(s.AsyncRead(f, 0, buf, asio::use_future));
+        auto a = Get(s.AsyncGetattr(f, client::kGetattrBasic, asio::use_future));
+        auto c = Get(s.AsyncClunk(f, asio::use_future));
+        if (!w || !o || !n || *n != want.size() || buf != want || !a || a->size != want.size() ||
+            !c) {
+          errors++;
+        }
+        // Each thread also writes its own file.
+        Fid d = s.AllocFid();
+        auto wd = Get(s.AsyncWalk(root_, d, {}, asio::use_future));
+        auto cr = Get(s.AsyncRequest<wire::Rlcreate>(
+            wire::Tlcreate{
+                .fid = d, .name = out, .flags = O_WRONLY | O_CREAT | O_TRUNC, .mode = 0644},
+            asio::use_future));
+        auto wn = Get(s.AsyncWrite(d, 0, want, asio::use_future));
+        auto cd = Get(s.AsyncClunk(d, asio::use_future));
+        if (!wd || !cr || !wn || *wn != want.size() || !cd) errors++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(errors.load(), 0);
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(ReadHostFile(Host(fmt::format("out{}", t))), RandomBytes(10000 + t * 1000, 100 + t));
+  }
+  EXPECT_TRUE(Get(s().AsyncGetattr(root_, client::kGetattrBasic, asio::use_future)));
+}
+
+INSTANTIATE_TEST_SUITE_P(Servers, SessionAsync, testing::ValuesIn(AllTargets()), ParamName);
+
+}  // namespace
+}  // namespace ninefold::client_test
