@@ -135,6 +135,31 @@ TEST(SessionFake, DeadlineFlushesAndCompletesWithTimedOut) {
   EXPECT_TRUE(Get(s.AsyncGetattr(1, client::kGetattrBasic, asio::use_future)));
 }
 
+// A DeadlineScope gives the calls made inside it their own deadline; calls outside keep
+// the session's (none here): the held read outside the scope is still pending after the
+// scoped one timed out.
+TEST(SessionFake, DeadlineScopeAppliesOnlyToCallsMadeInIt) {
+  FakeServer server(HoldReads);
+  auto conn = Open(server);
+  ASSERT_TRUE(conn);
+  Session& s = conn->s();
+  ASSERT_TRUE(Get(s.AsyncAttach(1, "u", "", asio::use_future)));
+  std::vector<std::byte> a(100), b(100);
+  auto unscoped = s.AsyncRead(1, 0, a, asio::use_future);
+  std::future<Result<size_t>> scoped;
+  {
+    client::DeadlineScope d(150ms);
+    scoped = s.AsyncRead(1, 0, b, asio::use_future);
+  }
+  auto start = Clock::now();
+  auto r = Get(std::move(scoped), 10s);
+  EXPECT_EQ(Code(r), Errc(std::errc::timed_out));
+  EXPECT_GE(Clock::now() - start, 100ms);
+  EXPECT_EQ(unscoped.wait_for(300ms), std::future_status::timeout)
+      << "the read started outside the scope must not have a deadline";
+  EXPECT_TRUE(s.connected());
+}
+
 TEST(SessionFake, DeadlineWithAnUnansweredTflushFailsTheConnection) {
   FakeServer server(VersionOnly);
   auto conn = Open(server, {.deadline = 200ms});

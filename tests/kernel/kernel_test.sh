@@ -29,18 +29,31 @@ run_combo() {  # run_combo VERSION TRANS: one boot, one fileops run; sets rc
   export_dir=$T/export-$version-$trans
   mkdir -p "$export_dir" && chmod 777 "$export_dir"
   # A server per run, so each run's log stands alone; it stops by itself in any case.
+  # Its own socket path per run: a previous server still going away cannot be in the way.
+  local sock=$T/s-$version-$trans-$RANDOM.sock
   timeout -k 5 $((TMO + 60)) "$BIN" serve --listen 'tcp!127.0.0.1!0' \
-    --listen "unix!$T/s.sock" --export "$export_dir" 2> "$T/server.log" &
+    --listen "unix!$sock" --export "$export_dir" 2> "$T/server.log" &
   PID=$!
-  for _ in $(seq 100); do grep -q "listening on unix" "$T/server.log" && break; sleep 0.1; done
-  port=$(sed -n 's/.*listening on tcp!127\.0\.0\.1!\([0-9]*\)$/\1/p' "$T/server.log")
+  port=
+  for _ in $(seq 300); do
+    port=$(sed -n 's/.*listening on tcp!127\.0\.0\.1!\([0-9]*\)$/\1/p' "$T/server.log")
+    [ -n "$port" ] && grep -q "listening on unix" "$T/server.log" && break
+    sleep 0.1
+  done
+  if [ -z "$port" ]; then
+    echo "# ninefold serve did not start within 30 s:"
+    sed 's/^/#   server: /' "$T/server.log"
+    rc=125
+    return
+  fi
   case $trans in
     tcp) where=(--port "$port") ;;
     # Over the guest's virtconsole tty a 128 KiB msize (the kernel's default) has been
     # seen to stall a transfer now and then; 64 KiB, what diod offers, has not.
-    fd) where=(--socket "$T/s.sock" --msize 65536) ;;
+    fd) where=(--socket "$sock" --msize 65536) ;;
   esac
   echo "# $version over trans=$trans (${FILEOPS_BIG_MB} MiB file, ${FILEOPS_DIR_ENTRIES} entries)"
+  rm -f "$T/console.log"
   "$HERE/run.sh" "${where[@]}" --version "$version" --aname "$export_dir" --timeout "$TMO" \
     --log "$T/console.log" "$HERE/fileops.sh" > "$T/run.out" 2>&1
   rc=$?
@@ -51,7 +64,12 @@ for combo in "${COMBOS[@]}"; do
   version=${combo%/*} trans=${combo#*/}
   export_dir=$T/export-$version-$trans
   run_combo "$version" "$trans"
-  if [ $rc = 124 ] && [ "$trans" = fd ]; then
+  if [ $rc = 125 ]; then
+    echo "# $version/$trans: the server did not come up; trying once more"
+    stop_server
+    rm -rf "$export_dir"
+    run_combo "$version" "$trans"
+  elif [ $rc = 124 ] && [ "$trans" = fd ]; then
     echo "# $version/$trans timed out; trying once more (trans=fd tty stalls, see above)"
     grep -E ' (warn|error) ' "$T/server.log" | tail -5 | sed 's/^/#   server: /'
     stop_server
