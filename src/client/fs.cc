@@ -23,12 +23,17 @@ using Fid = Session::Fid;
 
 namespace {
 
-// 9P2000 mode bits (Tcreate perm, stat mode).
-constexpr uint32_t kDmDir = 0x80000000;
-constexpr uint32_t kDmSymlink = 0x02000000;
-constexpr uint32_t kDmDevice = 0x00800000;
-constexpr uint32_t kDmNamedPipe = 0x00200000;
-constexpr uint32_t kDmSocket = 0x00100000;
+using wire::kDmDevice;
+using wire::kDmDir;
+using wire::kDmNamedPipe;
+using wire::kDmSocket;
+using wire::kDmSymlink;
+
+// O_* access flags for a Plan 9 open mode (OEXEC reads), plus O_TRUNC for OTRUNC.
+uint32_t OpenFlags(uint32_t mode) {
+  static constexpr uint32_t kAccess[] = {O_RDONLY, O_WRONLY, O_RDWR, O_RDONLY};
+  return kAccess[mode & 3] | ((mode & OTRUNC) ? O_TRUNC : 0);
+}
 
 bool IsDotL(const Session& s) { return s.dialect() == wire::Dialect::k9P2000L; }
 
@@ -223,8 +228,7 @@ Result<Fid> Fs::Walk(const std::vector<std::string>& names, Fid from) const {
 Result<File> Fs::OpenFid(Fid fid, std::string path, uint32_t mode) const {
   Result<void> opened;
   if (IsDotL(*session_)) {
-    static constexpr uint32_t kAccess[] = {O_RDONLY, O_WRONLY, O_RDWR, O_RDONLY};
-    uint32_t flags = kAccess[mode & 3] | ((mode & OTRUNC) ? O_TRUNC : 0);
+    uint32_t flags = OpenFlags(mode);
     auto r = Wait(session_->AsyncRequest<wire::Rlopen>(wire::Tlopen{.fid = fid, .flags = flags},
                                                        asio::use_future));
     if (!r) opened = Unexpected(r.error());
@@ -255,8 +259,7 @@ Result<File> Fs::create(std::string_view path, uint32_t mode, uint32_t perm) con
   if (!dir) return Unexpected(With(dir.error(), "create", path));
   Result<void> made;
   if (IsDotL(*session_)) {
-    static constexpr uint32_t kAccess[] = {O_RDONLY, O_WRONLY, O_RDWR, O_RDONLY};
-    uint32_t flags = kAccess[mode & 3] | O_CREAT | O_EXCL | ((mode & OTRUNC) ? O_TRUNC : 0);
+    uint32_t flags = OpenFlags(mode) | O_CREAT | O_EXCL;
     auto r = Wait(session_->AsyncRequest<wire::Rlcreate>(
         wire::Tlcreate{
             .fid = *dir, .name = name, .flags = flags, .mode = perm & 07777, .gid = ::getgid()},

@@ -19,14 +19,14 @@ namespace {
 using fs::Errno;
 
 // 9P2000 mode bits (high bits of Stat.mode / Tcreate perm).
-constexpr uint32_t kDmDir = 0x80000000;
-constexpr uint32_t kDmSymlink = 0x02000000;    // .u
-constexpr uint32_t kDmLink = 0x01000000;       // .u
-constexpr uint32_t kDmDevice = 0x00800000;     // .u
-constexpr uint32_t kDmNamedPipe = 0x00200000;  // .u
-constexpr uint32_t kDmSocket = 0x00100000;     // .u
-constexpr uint32_t kDmSetuid = 0x00080000;     // .u
-constexpr uint32_t kDmSetgid = 0x00040000;     // .u
+using wire::kDmDevice;
+using wire::kDmDir;
+using wire::kDmLink;
+using wire::kDmNamedPipe;
+using wire::kDmSetgid;
+using wire::kDmSetuid;
+using wire::kDmSocket;
+using wire::kDmSymlink;
 constexpr uint8_t kOrclose = 0x40;
 constexpr uint32_t kNoValue32 = 0xFFFFFFFF;
 constexpr uint64_t kNoValue64 = ~uint64_t{0};

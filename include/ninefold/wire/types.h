@@ -46,6 +46,16 @@ constexpr size_t kHeaderSize = 7;        // size[4] type[1] tag[2]
 constexpr size_t kIoHeaderSize = 24;
 
 // Qid types (the high bits of a 9P2000 mode).
+// 9P2000 mode bits above the permissions (stat mode, Tcreate perm); .u adds the rest.
+constexpr uint32_t kDmDir = 0x80000000;
+constexpr uint32_t kDmSymlink = 0x02000000;    // .u
+constexpr uint32_t kDmLink = 0x01000000;       // .u
+constexpr uint32_t kDmDevice = 0x00800000;     // .u
+constexpr uint32_t kDmNamedPipe = 0x00200000;  // .u
+constexpr uint32_t kDmSocket = 0x00100000;     // .u
+constexpr uint32_t kDmSetuid = 0x00080000;     // .u
+constexpr uint32_t kDmSetgid = 0x00040000;     // .u
+
 enum QidType : uint8_t {
   kQtDir = 0x80,
   kQtAppend = 0x40,
