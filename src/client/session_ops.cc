@@ -87,9 +87,16 @@ struct Session::Walk : std::enable_shared_from_this<Walk> {
   }
 
   void Fail(Session* s, size_t from, Error e) {
-    // A fid made by an earlier step is the caller's no more.
+    // A fid made by an earlier step is the caller's no more. The failure is reported only
+    // once the server has answered the Tclunk: the server may run requests in any order, so
+    // a caller reusing newfid at once could otherwise overtake the clunk and find it in use.
     if (from > 0 && newfid != fid) {
-      s->Send(wire::Tclunk{.fid = newfid}, RawDone{nullptr, [](Result<const wire::Message*>) {}});
+      s->Send(wire::Tclunk{.fid = newfid},
+              RawDone{nullptr, [self = shared_from_this(), e = std::move(e)](
+                                   Result<const wire::Message*>) mutable {
+                        self->done(Unexpected(std::move(e)));
+                      }});
+      return;
     }
     done(Unexpected(std::move(e)));
   }
