@@ -387,6 +387,22 @@ void Session::OnClose(const Error& why) {
   Fail(Error(std::errc::not_connected, fmt::format("{}: {}", channel_->peer(), reason)));
 }
 
+// nfs-ganesha (4.3) answers errors with type 107 (Rerror) carrying an Rlerror's body:
+// ecode[4], 11 bytes in all, also to a Tversion of 9P2000.u. Neither 9P2000.L (no type
+// 107) nor 9P2000.u (ename[s] errno[4]: 13 bytes at least) has a frame of that shape, so
+// it is read as the Rlerror it means; in 9P2000 it is a valid Rerror and never gets here.
+std::optional<wire::Frame> Session::RerrorAsRlerror(std::span<const std::byte> bytes) const {
+  if (options_.dialect == wire::Dialect::k9P2000 || bytes.size() != 11 ||
+      std::to_integer<uint8_t>(bytes[4]) != wire::Rerror::kType) {
+    return std::nullopt;
+  }
+  uint32_t ecode = 0;
+  for (int i = 3; i >= 0; --i) ecode = (ecode << 8) | std::to_integer<uint32_t>(bytes[7 + i]);
+  auto tag = static_cast<uint16_t>(std::to_integer<uint16_t>(bytes[5]) |
+                                   (std::to_integer<uint16_t>(bytes[6]) << 8));
+  return wire::Frame{.tag = tag, .msg = wire::Rlerror{.ecode = ecode}};
+}
+
 void Session::OnFrame(std::span<const std::byte> bytes) {
   Impl& im = *impl_;
   if (im.closed) return;
@@ -399,6 +415,9 @@ void Session::OnFrame(std::span<const std::byte> bytes) {
       frame.error().code() == Errc::kWrongDialect) {
     // A server refusing our version may answer in its own dialect (diod: Rlerror).
     frame = wire::Decode(bytes, wire::Dialect::k9P2000L, limits);
+  }
+  if (!frame) {
+    if (auto lerror = RerrorAsRlerror(bytes)) frame = std::move(*lerror);
   }
   if (!frame) {
     return Fail(Error(

@@ -44,6 +44,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -379,6 +380,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void Flush(uint16_t tag, Error why);
   void Fail(Error why);
   void OnFrame(std::span<const std::byte> frame);
+  std::optional<wire::Frame> RerrorAsRlerror(std::span<const std::byte> frame) const;
   void OnClose(const Error& why);
   void ScheduleSweep(std::chrono::steady_clock::time_point due);
   void Sweep();
