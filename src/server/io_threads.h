@@ -46,14 +46,16 @@ class IoThreads {
   static constexpr std::chrono::microseconds kDefaultPatience{2000};
 
   IoThreads(asio::io_context& io, unsigned max_threads,
-            std::chrono::microseconds patience = kDefaultPatience);
+            std::chrono::microseconds patience = kDefaultPatience,
+            std::chrono::microseconds spin = std::chrono::microseconds(0));
   // Joins the spares and the watcher (after Run has returned, or if it never ran).
   ~IoThreads();
   IoThreads(const IoThreads&) = delete;
   IoThreads& operator=(const IoThreads&) = delete;
 
   // Runs the io_context on the calling thread until it runs out of work, then stops
-  // the spares and the watcher.
+  // the spares and the watcher. With `spin`, the thread polls the reactor for that long
+  // after its last handler before it sleeps in epoll (spares never spin).
   void Run();
 
   // Marks the calling io thread as inside a call that may block; `bulk` for a call that
@@ -75,6 +77,7 @@ class IoThreads {
   unsigned spares_started() const;
 
  private:
+  void RunPolling();
   void WakeWatcher();
   void Watch();
   void RunSpare();
@@ -87,6 +90,7 @@ class IoThreads {
   const unsigned max_threads_;
   const unsigned cores_;  // most threads worth running for load alone
   const std::chrono::microseconds patience_;
+  const std::chrono::microseconds spin_;  // busy-poll time before sleeping in epoll
 
   // Lock-free counters, read by the watcher.
   std::atomic<int> running_{0};           // threads inside io_context::run*

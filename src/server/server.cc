@@ -20,7 +20,8 @@ struct Server::Impl {
   Impl(fs::FileServer& root_fs, ServerOptions opts)
       : root(root_fs),
         options(opts),
-        threads(io, opts.worker_threads == 0 ? 1 : opts.worker_threads),
+        threads(io, opts.worker_threads == 0 ? 1 : opts.worker_threads, IoThreads::kDefaultPatience,
+                opts.spin),
         work(asio::make_work_guard(io)) {
     const char* trace = std::getenv("NINEFOLD_TRACE");
     if (trace != nullptr && trace[0] == '1') options.trace = true;

@@ -23,6 +23,7 @@ struct ServeOptions {
   bool read_only = false;
   uint32_t msize = 1u << 20;
   unsigned threads = 8;
+  unsigned spin_us = 50;
   uint32_t max_fids = 65536;
   uint32_t max_outstanding = 256;
   bool trace = false;
@@ -73,6 +74,7 @@ int RunServe(const ServeOptions& opt) {
                              .max_fids = opt.max_fids,
                              .max_outstanding = opt.max_outstanding,
                              .worker_threads = opt.threads,
+                             .spin = std::chrono::microseconds(opt.spin_us),
                              .trace = opt.trace});
   bool only_fd = true;
   std::vector<std::string> bound;
@@ -118,6 +120,11 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                   "most threads serving at once: one normally, more while calls block or bulk "
                   "transfers saturate a core (default 8)")
       ->check(CLI::Range(1u, 256u));
+  cmd->add_option("--spin-us", opt->spin_us,
+                  "after its last request the io thread polls this long before sleeping: "
+                  "lower latency at one request in flight, for up to that much CPU (default "
+                  "50; 0: sleep at once)")
+      ->check(CLI::Range(0u, 100000u));
   cmd->add_option("--max-fids", opt->max_fids, "fids per connection (default 65536)")
       ->check(CLI::Range(16u, 1u << 24));
   cmd->add_option("--max-outstanding", opt->max_outstanding,
