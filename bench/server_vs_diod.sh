@@ -10,8 +10,9 @@
 #   diodload -g -n 1/16        diodload's getattr loop on ctl/null, 1 resp. 16 threads
 #   read/write msize 64K/1M    p9load, 1 GiB sequential, IO_OUTSTANDING (4) in flight
 #   create+unlink 1/16         p9load --op create: Twalk, Tlcreate, Tclunk, Twalk, Tremove
-#   RSS                        VmRSS of each fresh server, idle and with 100 idle
-#                              connections (p9load --idle-connections), and VmHWM at the end
+#   RSS, RssAnon               VmRSS (all resident pages) and RssAnon (private memory)
+#                              of each fresh server, idle and with 100 and 1000 idle
+#                              connections (p9load --idle-connections); VmHWM at the end
 # The msize columns show what each server negotiated (diod caps it at 64 KiB).
 #
 # Environment: REPEAT (3), OP_SECONDS (4: duration of the getattr and create rows),
@@ -99,17 +100,25 @@ echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at s
 echo "diod $(dpkg-query -W -f '${Version}' diod 2>/dev/null || echo '?') on ${HOSTPORT[diod]} (pid $DIOD_PID);" \
   "ninefold serve --threads $THREADS on ${HOSTPORT[ninefold]} (pid $NF_PID)"
 
-# Memory first, on fresh servers.
+# Memory first, on fresh servers: VmRSS (every resident page, shared library pages
+# included) and RssAnon (the server's private memory: heap, stacks), idle and with 100
+# and 1000 connections that attached and wait.
+ulimit -n 4096 2>/dev/null || true
 for s in diod ninefold; do
   record "RSS idle (KiB)" $s "$(status_kib "${PID[$s]}" VmRSS)"
-  timeout 60 "$P9LOAD" --addr "${ADDR[$s]}" --aname "$EXPORT" --idle-connections 100 \
-    >"$BENCH_DIR/idle.out" 2>&1 &
-  idle=$!
-  for _ in $(seq 200); do grep -q ready "$BENCH_DIR/idle.out" && break; sleep 0.05; done
-  grep -q ready "$BENCH_DIR/idle.out" || { cat "$BENCH_DIR/idle.out" >&2; exit 1; }
-  sleep 0.5  # let the server finish setting the connections up
-  record "RSS 100 idle conns (KiB)" $s "$(status_kib "${PID[$s]}" VmRSS)"
-  kill "$idle"; wait "$idle" 2>/dev/null || true
+  record "RssAnon idle (KiB)" $s "$(status_kib "${PID[$s]}" RssAnon)"
+  for conns in 100 1000; do
+    timeout 60 "$P9LOAD" --addr "${ADDR[$s]}" --aname "$EXPORT" --idle-connections $conns \
+      >"$BENCH_DIR/idle.out" 2>&1 &
+    idle=$!
+    for _ in $(seq 400); do grep -q ready "$BENCH_DIR/idle.out" && break; sleep 0.05; done
+    grep -q ready "$BENCH_DIR/idle.out" || { cat "$BENCH_DIR/idle.out" >&2; exit 1; }
+    sleep 0.5  # let the server finish setting the connections up
+    record "RSS $conns idle conns (KiB)" $s "$(status_kib "${PID[$s]}" VmRSS)"
+    record "RssAnon $conns idle conns (KiB)" $s "$(status_kib "${PID[$s]}" RssAnon)"
+    kill "$idle"; wait "$idle" 2>/dev/null || true
+    sleep 0.5  # the server lets the connections go
+  done
 done
 
 p9load() {  # p9load ROW SERVER METRIC ARGS...: one run, records METRIC and msize
