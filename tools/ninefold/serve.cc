@@ -114,7 +114,9 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--ramfs", opt->ramfs, "NAME: serve an empty RAM file system, repeatable");
   cmd->add_flag("--ctl", opt->ctl, "serve the control files diod's tools use on aname 'ctl'");
   cmd->add_flag("--read-only", opt->read_only, "refuse every modifying operation with EROFS");
-  cmd->add_option("--msize", opt->msize, "largest message size offered (default 1 MiB)")
+  cmd->add_option("--msize", opt->msize,
+                  "largest message size offered, 4K to 16M (K, M suffixes; default 1M)")
+      ->transform(CLI::AsSizeValue(false))
       ->check(CLI::Range(4096u, 16u << 20));
   cmd->add_option("--threads", opt->threads,
                   "most threads serving at once: one normally, more while calls block or bulk "
