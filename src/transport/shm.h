@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "asio/local/stream_protocol.hpp"
 #include "ninefold/transport/channel.h"
 
 namespace ninefold::transport {
@@ -39,6 +40,12 @@ constexpr uint32_t kShmVersion = 1;
 
 // How long an idle receiver polls before it sleeps (NINEFOLD_SHM_SPIN_US overrides).
 std::chrono::microseconds ShmSpin();
+
+// A listening Unix-domain acceptor at address.path (unix! and shm! both listen on one).
+// A leftover socket file from a dead server is replaced; a live server's is not
+// (address_in_use). Defined in stream_channel.cc.
+[[nodiscard]] Result<asio::local::stream_protocol::acceptor> ListenOnUnixPath(
+    asio::io_context& io, const Address& address);
 
 [[nodiscard]] Result<std::unique_ptr<Listener>> ListenShm(asio::io_context& io,
                                                           const Address& address,

@@ -407,26 +407,10 @@ std::chrono::microseconds ShmSpin() {
 
 Result<std::unique_ptr<Listener>> ListenShm(asio::io_context& io, const Address& address,
                                             Listener::AcceptHandler on_accept) {
-  std::error_code ec;
-  if (::access(address.path.c_str(), F_OK) == 0) {
-    stream_protocol::socket probe(io);
-    probe.connect(stream_protocol::endpoint(address.path), ec);
-    if (!ec) {
-      return Unexpected(
-          Error(std::errc::address_in_use, "another server listens on " + address.ToString()));
-    }
-    ::unlink(address.path.c_str());
-  }
-  stream_protocol::acceptor acceptor(io);
-  if (acceptor.open(stream_protocol(), ec); ec) return Unexpected(Error(ec, "socket"));
-  if (acceptor.bind(stream_protocol::endpoint(address.path), ec); ec) {
-    return Unexpected(Error(ec, "bind " + address.ToString()));
-  }
-  if (acceptor.listen(asio::socket_base::max_listen_connections, ec); ec) {
-    return Unexpected(Error(ec, "listen " + address.ToString()));
-  }
+  auto acceptor = ListenOnUnixPath(io, address);
+  if (!acceptor) return Unexpected(acceptor.error());
   return std::unique_ptr<Listener>(
-      new ShmListener(io, std::move(acceptor), address, std::move(on_accept)));
+      new ShmListener(io, std::move(*acceptor), address, std::move(on_accept)));
 }
 
 Result<std::shared_ptr<Channel>> OpenShmClient(asio::io_context& io, int fd, const Address& address,

@@ -528,9 +528,18 @@ Result<std::unique_ptr<Listener>> ListenTcp(asio::io_context& io, const Address&
 
 Result<std::unique_ptr<Listener>> ListenUnix(asio::io_context& io, const Address& address,
                                              Listener::AcceptHandler on_accept) {
+  auto acceptor = ListenOnUnixPath(io, address);
+  if (!acceptor) return Unexpected(acceptor.error());
+  return std::unique_ptr<Listener>(new AcceptLoop<asio::local::stream_protocol>(
+      io, std::move(*acceptor), address, std::move(on_accept)));
+}
+
+}  // namespace
+
+Result<asio::local::stream_protocol::acceptor> ListenOnUnixPath(asio::io_context& io,
+                                                                const Address& address) {
   using asio::local::stream_protocol;
   std::error_code ec;
-  // A leftover socket file from a dead server is replaced; a live one is not.
   if (::access(address.path.c_str(), F_OK) == 0) {
     stream_protocol::socket probe(io);
     probe.connect(stream_protocol::endpoint(address.path), ec);
@@ -548,11 +557,8 @@ Result<std::unique_ptr<Listener>> ListenUnix(asio::io_context& io, const Address
   if (acceptor.listen(asio::socket_base::max_listen_connections, ec); ec) {
     return Unexpected(FromAsio(ec, "listen " + address.ToString()));
   }
-  return std::unique_ptr<Listener>(
-      new AcceptLoop<stream_protocol>(io, std::move(acceptor), address, std::move(on_accept)));
+  return acceptor;
 }
-
-}  // namespace
 
 Result<std::unique_ptr<Listener>> Listen(asio::io_context& io, const Address& address,
                                          Listener::AcceptHandler on_accept) {

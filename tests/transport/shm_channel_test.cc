@@ -262,6 +262,43 @@ TEST(ShmChannelTest, DialingNothingFailsClearly) {
   EXPECT_NE(ch.error().ToString().find("shm!/nonexistent/ninefold.sock"), std::string::npos);
 }
 
+// unix! and shm! listen on a socket file the same way: a live server's file is never
+// taken over (address_in_use, naming the address), a dead server's leftover is replaced.
+TEST(ShmChannelTest, UnixAndShmListenersRefuseALiveSocketAndReplaceAStaleOne) {
+  for (const char* scheme : {"unix", "shm"}) {
+    SCOPED_TRACE(scheme);
+    std::string path = (std::filesystem::temp_directory_path() /
+                        ("ninefold-listen-" + std::to_string(::getpid()) + "-" + scheme))
+                           .string();
+    ::unlink(path.c_str());
+    Address address = *ParseAddress(std::string(scheme) + "!" + path);
+    asio::io_context io;
+    auto ignore = [](std::shared_ptr<Channel>) {};
+    {
+      auto first = Listen(io, address, ignore);
+      ASSERT_TRUE(first) << first.error().ToString();
+      auto second = Listen(io, address, ignore);
+      ASSERT_FALSE(second);
+      EXPECT_EQ(second.error().code(), std::errc::address_in_use);
+      EXPECT_NE(second.error().ToString().find(path), std::string::npos);
+    }
+    // A socket file nobody listens on any more (a server that was killed).
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+    ::unlink(path.c_str());
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    ::close(fd);
+    ASSERT_TRUE(std::filesystem::exists(path));
+    auto again = Listen(io, address, ignore);
+    ASSERT_TRUE(again) << again.error().ToString();
+    again->reset();
+    ::unlink(path.c_str());
+  }
+}
+
 // A hostile client: takes the hello like any client, then writes random values over the
 // whole shared region. The server must close that connection with an error, not crash
 // or hang, and keep serving a well-behaved client meanwhile.
