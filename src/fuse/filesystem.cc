@@ -78,7 +78,9 @@ CallPtr Filesystem::Begin(fuse_req_t req) {
 
 void Filesystem::Interrupt(uint64_t id) {
   auto it = calls_.find(id);
-  if (it != calls_.end()) it->second->signal.emit(asio::cancellation_type::all);
+  if (it == calls_.end()) return;
+  it->second->signal.emit(asio::cancellation_type::all);
+  for (auto& more : it->second->more) more->emit(asio::cancellation_type::all);
 }
 
 Fid Filesystem::FidOrFail(fuse_req_t req, fuse_ino_t ino) {
@@ -122,28 +124,39 @@ fuse_entry_param Filesystem::Entry(uint64_t ino, const wire::Rgetattr& attr) con
   return e;
 }
 
-void Filesystem::LookupChild(const CallPtr& call, Fid dir, std::string name, EntryDone done) {
+void Filesystem::Probe(const CallPtr& call, Fid dir, std::string name, ProbeDone done) {
   Fid fid = session_->AllocFid();
-  session_->AsyncWalk(dir, fid, {std::move(name)},
-                      Bind(call, [this, call, fid, done](Result<std::vector<wire::Qid>> walked) {
-                        if (!walked) {
-                          session_->ReleaseFid(fid);
-                          return done(Unexpected(walked.error()));
-                        }
-                        session_->AsyncGetattr(
-                            fid, client::kGetattrBasic,
-                            Bind(call, [this, fid, done](Result<wire::Rgetattr> a) {
-                              if (!a) {
-                                Clunk(fid);
-                                return done(Unexpected(a.error()));
-                              }
-                              NodeTable::Added added = nodes_.Add(a->qid.path, fid);
-                              Clunk(added.surplus);
-                              fuse_entry_param e = Entry(added.ino, *a);
-                              last_attr_[added.ino] = e.attr;
-                              done(e);
-                            }));
-                      }));
+  session_->AsyncWalk(
+      dir, fid, {std::move(name)},
+      BindEach(call, [this, call, fid, done](Result<std::vector<wire::Qid>> walked) {
+        if (!walked) {
+          session_->ReleaseFid(fid);
+          return done(Unexpected(walked.error()));
+        }
+        session_->AsyncGetattr(fid, client::kGetattrBasic,
+                               BindEach(call, [this, fid, done](Result<wire::Rgetattr> a) {
+                                 if (!a) {
+                                   Clunk(fid);
+                                   return done(Unexpected(a.error()));
+                                 }
+                                 done(Probed{fid, *a});
+                               }));
+      }));
+}
+
+fuse_entry_param Filesystem::Register(const Probed& probed) {
+  NodeTable::Added added = nodes_.Add(probed.attr.qid.path, probed.fid);
+  Clunk(added.surplus);
+  fuse_entry_param e = Entry(added.ino, probed.attr);
+  last_attr_[added.ino] = e.attr;
+  return e;
+}
+
+void Filesystem::LookupChild(const CallPtr& call, Fid dir, std::string name, EntryDone done) {
+  Probe(call, dir, std::move(name), [this, done](Result<Probed> p) {
+    if (!p) return done(Unexpected(p.error()));
+    done(Register(*p));
+  });
 }
 
 void Filesystem::ReplyEntry(fuse_req_t req, Result<fuse_entry_param> entry) {
@@ -167,6 +180,18 @@ void Filesystem::Init(fuse_conn_info* conn) {
   // O_TRUNC goes to the server with Tlopen instead of a separate setattr.
   if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
   conn->time_gran = 1;
+  // READDIRPLUS answers a directory read with every entry's inode and attributes, so
+  // `ls -l` needs no LOOKUP and GETATTR per entry. That pays only if the kernel may keep
+  // what it learns: with both timeouts 0 it looks every entry up again anyway, and the
+  // lookups readdirplus made would be wasted. "auto": the kernel switches to plain
+  // READDIR (one Treaddir for thousands of names) when nobody looks at the entries.
+  constexpr unsigned kPlus = FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
+  if ((options_.attr_timeout > 0 || options_.entry_timeout > 0) &&
+      (conn->capable & FUSE_CAP_READDIRPLUS)) {
+    conn->want |= kPlus & conn->capable;
+  } else {
+    conn->want &= ~kPlus;
+  }
 }
 
 void Filesystem::Lookup(fuse_req_t req, fuse_ino_t parent, std::string name) {

@@ -56,6 +56,9 @@ struct Call {
   fuse_req_t req;
   uint64_t id;
   asio::cancellation_signal signal;
+  // A signal for each operation that runs beside others of this request (a signal's
+  // slot holds one handler at a time); an interrupt emits these too.
+  std::vector<std::unique_ptr<asio::cancellation_signal>> more;
   ~Call();
 };
 using CallPtr = std::shared_ptr<Call>;
@@ -95,7 +98,8 @@ class Filesystem : public std::enable_shared_from_this<Filesystem> {
   // Forgets an open file or directory and clunks its fid.
   void Drop(Handle* h);
   void Fsync(fuse_req_t req, Handle* h, bool datasync);
-  void Readdir(fuse_req_t req, Handle* h, size_t size, off_t off);
+  // READDIR, or READDIRPLUS when `plus` (each entry with its inode and attributes).
+  void Readdir(fuse_req_t req, Handle* h, size_t size, off_t off, bool plus);
   void Statfs(fuse_req_t req, fuse_ino_t ino);
   void Getxattr(fuse_req_t req, fuse_ino_t ino, std::string name, size_t size);
   void Setxattr(fuse_req_t req, fuse_ino_t ino, std::string name,
@@ -113,6 +117,13 @@ class Filesystem : public std::enable_shared_from_this<Filesystem> {
 
  private:
   using EntryDone = std::function<void(Result<fuse_entry_param>)>;
+  // A name walked to a fid of its own, and its attributes.
+  struct Probed {
+    Fid fid;
+    wire::Rgetattr attr;
+  };
+  using ProbeDone = std::function<void(Result<Probed>)>;
+  struct CreateState;
 
   CallPtr Begin(fuse_req_t req);
   // `fn` as a completion token whose cancellation is the request's interrupt.
@@ -120,10 +131,24 @@ class Filesystem : public std::enable_shared_from_this<Filesystem> {
   auto Bind(const CallPtr& call, F fn) {
     return asio::bind_cancellation_slot(call->signal.slot(), std::move(fn));
   }
+  // The same for an operation in flight beside others of the same request.
+  template <class F>
+  auto BindEach(const CallPtr& call, F fn) {
+    call->more.push_back(std::make_unique<asio::cancellation_signal>());
+    return asio::bind_cancellation_slot(call->more.back()->slot(), std::move(fn));
+  }
   // The fid of `ino`, or replies ESTALE and returns kNoFid.
   Fid FidOrFail(fuse_req_t req, fuse_ino_t ino);
   void Clunk(Fid fid);
   void Fail(fuse_req_t req, const Error& error);
+  // Walks dir/name to a new fid, then gets its attributes. A request never names a fid
+  // before the Twalk that makes it is answered: servers may run the requests of one
+  // connection in any order, and diod 1.0.24 crashes when a request names a fid being
+  // made. On failure the fid is released; on success it is the caller's.
+  void Probe(const CallPtr& call, Fid dir, std::string name, ProbeDone done);
+  // The kernel learns (once more) of the file `probed` names: registers it in the node
+  // table, counting one lookup, and returns its entry.
+  fuse_entry_param Register(const Probed& probed);
   // Walks dir/name to a new fid, registers the inode and completes with its entry.
   void LookupChild(const CallPtr& call, Fid dir, std::string name, EntryDone done);
   // Replies with the entry (or the error); undoes the lookup if the kernel never got it.
@@ -137,8 +162,12 @@ class Filesystem : public std::enable_shared_from_this<Filesystem> {
   void LockLoop(const CallPtr& call, Fid fid, wire::Tlock request, bool wait);
   void RemoveByFid(const CallPtr& call, Fid dir, std::string name);
   void RenameByFid(const CallPtr& call, Fid from, std::string name, Fid to, std::string new_name);
-  void ReadMore(fuse_req_t req, Handle* h, size_t size, uint64_t off);
-  void ReplyDir(fuse_req_t req, Handle* h, size_t index, size_t size);
+  void FinishCreate(const std::shared_ptr<CreateState>& s);
+  void ReadMore(fuse_req_t req, Handle* h, size_t size, uint64_t off, bool plus);
+  void ReplyDir(fuse_req_t req, Handle* h, size_t index, size_t size, bool plus);
+  // READDIRPLUS: looks up the buffered entries from `index` that fit in `size`, all at
+  // once, and replies with them (ops_dir.cc).
+  void ReplyDirPlus(fuse_req_t req, Handle* h, size_t index, size_t size);
 
   const std::shared_ptr<Session> session_;
   const Options options_;

@@ -124,7 +124,11 @@ void OpFsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
 }
 
 void OpReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
-  Enqueue(req, &Filesystem::Readdir, HandleOf(fi), size, off);
+  Enqueue(req, &Filesystem::Readdir, HandleOf(fi), size, off, false);
+}
+
+void OpReaddirplus(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  Enqueue(req, &Filesystem::Readdir, HandleOf(fi), size, off, true);
 }
 
 void OpStatfs(fuse_req_t req, fuse_ino_t ino) { Enqueue(req, &Filesystem::Statfs, ino); }
@@ -187,6 +191,7 @@ fuse_lowlevel_ops MakeOps() {
   ops.fsync = OpFsync;
   ops.opendir = OpOpendir;
   ops.readdir = OpReaddir;
+  ops.readdirplus = OpReaddirplus;  // used only if Init asks for it
   ops.releasedir = OpRelease;
   ops.fsyncdir = OpFsync;
   ops.statfs = OpStatfs;

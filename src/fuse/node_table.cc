@@ -13,6 +13,15 @@ std::optional<Fid> NodeTable::FidOf(uint64_t ino) const {
   return it->second.fid;
 }
 
+std::optional<Fid> NodeTable::FidOfPath(uint64_t path) const {
+  if (path == root_path_) return std::nullopt;
+  uint64_t ino = path;
+  if (auto it = remapped_.find(path); it != remapped_.end()) ino = it->second;
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end() || it->second.path != path) return std::nullopt;
+  return it->second.fid;
+}
+
 uint64_t NodeTable::InoFor(uint64_t path) {
   if (path == root_path_) return kRootIno;
   // Paths that collide with FUSE's reserved numbers, or that already sit in the
@@ -34,6 +43,7 @@ NodeTable::Added NodeTable::Add(uint64_t path, Fid fid) {
   auto [it, inserted] = nodes_.try_emplace(ino, Node{path, fid, 0});
   it->second.lookups++;
   if (inserted || ino == kRootIno) return {ino, inserted ? wire::kNoFid : fid};
+  if (it->second.fid == fid) return {ino, wire::kNoFid};
   // The newest walk wins: servers whose fids remember a path (diod) leave an older fid
   // naming a path that a rename or unlink has since taken away.
   Fid old = it->second.fid;

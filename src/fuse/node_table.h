@@ -29,13 +29,18 @@ class NodeTable {
   // The fid standing for `ino`; nullopt for an inode the table does not hold.
   std::optional<Fid> FidOf(uint64_t ino) const;
 
+  // The fid of the inode the table holds for the file `path` names; nullopt if none, and
+  // for the root.
+  std::optional<Fid> FidOfPath(uint64_t path) const;
+
   struct Added {
     uint64_t ino;
     Fid surplus;  // a fid the caller must clunk, or kNoFid
   };
   // The kernel learns (once more) of the file `path` names, just walked to `fid`. An
   // inode already known takes the new fid (the one just walked is surely valid) and its
-  // old one is returned as the surplus; the root keeps its fid.
+  // old one is returned as the surplus; the root keeps its fid. Adding the fid the
+  // inode already holds only counts the lookup.
   Added Add(uint64_t path, Fid fid);
 
   // The kernel forgets `n` lookups of `ino`; returns the fid to clunk when none remain.

@@ -58,48 +58,86 @@ void Filesystem::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info fi, bool di
       }));
 }
 
+// A new file: Twalk (clone of the directory's fid), Tlcreate (the clone becomes the new,
+// open file), then the walk to the new name (the inode's own fid) and the Tgetattr of
+// the open file together, as neither names a fid the other makes: three round trips
+// instead of four. (A request never names a fid whose Twalk or Tlcreate is still
+// unanswered: see Probe.)
+struct Filesystem::CreateState {
+  CallPtr call;
+  Fid fid;   // the clone that becomes the open file
+  Fid node;  // walked to the new name: the inode's fid
+  fuse_file_info fi;
+  int pending = 2;
+  Result<std::vector<wire::Qid>> walked = Unexpected(Error(std::errc::io_error, "not walked"));
+  Result<wire::Rgetattr> attr = Unexpected(Error(std::errc::io_error, "no attributes"));
+};
+
 void Filesystem::Create(fuse_req_t req, fuse_ino_t parent, std::string name, mode_t mode,
                         fuse_file_info fi) {
   Fid dir = FidOrFail(req, parent);
   if (dir == wire::kNoFid) return;
-  CallPtr call = Begin(req);
-  Fid fid = session_->AllocFid();
+  auto s = std::make_shared<CreateState>();
+  s->call = Begin(req);
+  s->fid = session_->AllocFid();
+  s->fi = fi;
   uint32_t flags = ServerFlags(fi.flags, options_.writeback_cache) | O_CREAT;
   uint32_t gid = fuse_req_ctx(req)->gid;
+  const CallPtr& call = s->call;
   session_->AsyncWalk(
-      dir, fid, {},
-      Bind(call, [this, req, call, dir, fid, fi, name, mode, flags,
-                  gid](Result<std::vector<wire::Qid>> w) {
+      dir, s->fid, {},
+      Bind(call, [this, s, dir, name, mode, flags, gid](Result<std::vector<wire::Qid>> w) {
         if (!w) {
-          session_->ReleaseFid(fid);
-          return Fail(req, w.error());
+          session_->ReleaseFid(s->fid);
+          return Fail(s->call->req, w.error());
         }
-        // Tlcreate turns the clone of the directory's fid into the new, open file.
         session_->AsyncRequest<wire::Rlcreate>(
             wire::Tlcreate{
-                .fid = fid, .name = name, .flags = flags, .mode = mode & 07777, .gid = gid},
-            Bind(call, [this, req, call, dir, fid, fi, name](Result<wire::Rlcreate> r) {
+                .fid = s->fid, .name = name, .flags = flags, .mode = mode & 07777, .gid = gid},
+            Bind(s->call, [this, s, dir, name](Result<wire::Rlcreate> r) {
               if (!r) {
-                Clunk(fid);
-                return Fail(req, r.error());
+                Clunk(s->fid);
+                return Fail(s->call->req, r.error());
               }
-              LookupChild(call, dir, name,
-                          [this, req, call, fid, fi](Result<fuse_entry_param> e) mutable {
-                            if (!e) {
-                              Clunk(fid);
-                              return Fail(req, e.error());
-                            }
-                            auto* h = new Handle{.fid = fid, .ino = e->ino};
-                            fi.fh = reinterpret_cast<uint64_t>(h);
-                            fi.keep_cache = options_.attr_timeout > 0 || options_.writeback_cache;
-                            open_[h->ino].push_back(h);
-                            if (fuse_reply_create(req, &*e, &fi) != 0) {
-                              Forget(e->ino, 1);
-                              Drop(h);
-                            }
-                          });
+              s->node = session_->AllocFid();
+              session_->AsyncWalk(
+                  dir, s->node, {name},
+                  BindEach(s->call, [this, s](Result<std::vector<wire::Qid>> walked) {
+                    s->walked = std::move(walked);
+                    FinishCreate(s);
+                  }));
+              session_->AsyncGetattr(s->fid, client::kGetattrBasic,
+                                     BindEach(s->call, [this, s](Result<wire::Rgetattr> a) {
+                                       s->attr = std::move(a);
+                                       FinishCreate(s);
+                                     }));
             }));
       }));
+}
+
+// Runs when both the walk to the new name and the Tgetattr are answered.
+void Filesystem::FinishCreate(const std::shared_ptr<CreateState>& s) {
+  if (--s->pending > 0) return;
+  fuse_req_t req = s->call->req;
+  if (!s->walked || !s->attr) {
+    if (s->walked) {
+      Clunk(s->node);
+    } else {
+      session_->ReleaseFid(s->node);
+    }
+    Clunk(s->fid);
+    return Fail(req, s->walked ? s->attr.error() : s->walked.error());
+  }
+  fuse_entry_param e = Register(Probed{s->node, *s->attr});
+  auto* h = new Handle{.fid = s->fid, .ino = e.ino};
+  fuse_file_info fi = s->fi;
+  fi.fh = reinterpret_cast<uint64_t>(h);
+  fi.keep_cache = options_.attr_timeout > 0 || options_.writeback_cache;
+  open_[h->ino].push_back(h);
+  if (fuse_reply_create(req, &e, &fi) != 0) {
+    Forget(e.ino, 1);
+    Drop(h);
+  }
 }
 
 void Filesystem::Read(fuse_req_t req, Handle* h, size_t size, off_t off) {
@@ -144,44 +182,6 @@ void Filesystem::Fsync(fuse_req_t req, Handle* h, bool datasync) {
                                        Bind(call, [req, call](Result<wire::Rfsync> r) {
                                          fuse_reply_err(req, r ? 0 : Errno(r.error()));
                                        }));
-}
-
-void Filesystem::Readdir(fuse_req_t req, Handle* h, size_t size, off_t off) {
-  uint64_t want = static_cast<uint64_t>(off);
-  // Continue from the buffered entries when the kernel asks for the next one there.
-  for (size_t i = 0; i < h->entries.size(); ++i) {
-    uint64_t at = i == 0 ? h->first_offset : h->entries[i - 1].offset;
-    if (at == want) return ReplyDir(req, h, i, size);
-  }
-  ReadMore(req, h, size, want);
-}
-
-void Filesystem::ReadMore(fuse_req_t req, Handle* h, size_t size, uint64_t off) {
-  CallPtr call = Begin(req);
-  session_->AsyncReaddir(
-      h->fid, off,
-      Bind(call, [this, req, call, h, size, off](Result<std::vector<client::DirEntry>> r) {
-        if (!r) return Fail(req, r.error());
-        h->entries = std::move(*r);
-        h->first_offset = off;
-        ReplyDir(req, h, 0, size);
-      }));
-}
-
-void Filesystem::ReplyDir(fuse_req_t req, Handle* h, size_t index, size_t size) {
-  std::vector<char> buf(size);
-  size_t used = 0;
-  for (size_t i = index; i < h->entries.size(); ++i) {
-    const client::DirEntry& d = h->entries[i];
-    struct stat st = {};
-    st.st_ino = d.qid.path;
-    st.st_mode = static_cast<mode_t>(d.type) << 12;
-    size_t need = fuse_add_direntry(req, buf.data() + used, size - used, d.name.c_str(), &st,
-                                    static_cast<off_t>(d.offset));
-    if (need > size - used) break;
-    used += need;
-  }
-  fuse_reply_buf(req, buf.data(), used);
 }
 
 }  // namespace ninefold::fuse::internal

@@ -161,6 +161,63 @@ if on_server != data:
 PY
 }
 
+# c_readdirplus ADDR EXPORT MNT: READDIRPLUS (on with --attr-timeout/--entry-timeout).
+# Files made on the server are listed through a fresh mount (foreground, libfuse's debug
+# log): `ls -l` must show what the export shows (inode numbers, modes, sizes, times),
+# readdir's d_ino must equal stat's st_ino, and the kernel must have used READDIRPLUS
+# instead of one LOOKUP per name. Then every file is removed and made again through the
+# mount (each name's inode was counted by readdirplus, so forgets must match) and must
+# have the attributes the export shows. Prints the counts on success.
+RDP_N=${FUSE_TEST_RDP_ENTRIES:-600}
+c_readdirplus() {
+  local addr=$1 exp=$2/rdp mnt=$3 log=$T/rdp-debug.log i
+  rm -rf "$exp" && mkdir "$exp" && chmod 777 "$exp" || return 1
+  for i in $(seq 1 "$RDP_N"); do
+    head -c $((i * 7)) /dev/zero > "$exp/file-$i"
+    chmod $((i % 3 == 0 ? 600 : i % 3 == 1 ? 644 : 755)) "$exp/file-$i"
+  done
+  mkdir "$exp/subdir" && ln -s file-1 "$exp/link" && touch -d '2001-02-03 04:05:06' "$exp/file-2"
+  mkdir -p "$mnt" && MOUNTS+=("$mnt")
+  timeout $((TMO + 60)) "$BIN" mount -f "$addr" "$mnt" --aname "$2" --attr-timeout 30 \
+    --entry-timeout 30 -o debug > "$log" 2>&1 &
+  local mpid=$! n
+  for _ in $(seq 100); do grep -q " $mnt fuse.ninefold " /proc/mounts && break; sleep 0.1; done
+  lsl() { (cd "$1" && LC_ALL=C ls -lin --time-style=+%s . | grep -v '^total'); }
+  local rc=0
+  diff <(lsl "$exp") <(lsl "$mnt/rdp") > "$T/rdp.diff" ||
+    { echo "ls -l differs from the export:"; head -5 "$T/rdp.diff"; rc=1; }
+  # d_ino (readdir) against st_ino (stat), on the mount and on the export.
+  python3 - "$mnt/rdp" "$exp" <<'PY' || rc=1
+import os, sys
+def inodes(d):
+    return {e.name: (e.inode(), os.stat(e.path, follow_symlinks=False).st_ino) for e in os.scandir(d)}
+m, x = inodes(sys.argv[1]), inodes(sys.argv[2])
+bad = [n for n in m if m[n][0] != m[n][1] or m[n][0] != x.get(n, (0,))[0]]
+if bad or m.keys() != x.keys():
+    sys.exit(f"d_ino/st_ino differ for {len(bad)} names, e.g. {bad[:3]}: {[m[n] for n in bad[:3]]}")
+PY
+  local plus lookups
+  plus=$(grep -c 'opcode: READDIRPLUS' "$log") lookups=$(grep -c 'opcode: LOOKUP' "$log")
+  [ "$plus" -gt 0 ] || { echo "the kernel sent no READDIRPLUS"; rc=1; }
+  [ "$lookups" -lt $((RDP_N / 10)) ] ||
+    { echo "$lookups LOOKUPs for $RDP_N names listed with readdirplus"; rc=1; }
+  # Remove and make again through the mount; ls -l again (readdirplus once more).
+  for i in $(seq 1 "$RDP_N"); do rm "$mnt/rdp/file-$i" || rc=1; done
+  for i in $(seq 1 "$RDP_N"); do
+    head -c $((i * 3)) /dev/urandom > "$mnt/rdp/file-$i" && chmod 640 "$mnt/rdp/file-$i" || rc=1
+  done
+  diff <(lsl "$exp") <(lsl "$mnt/rdp") > "$T/rdp.diff" ||
+    { echo "after remaking: ls -l differs from the export:"; head -5 "$T/rdp.diff"; rc=1; }
+  n=$(find "$mnt/rdp" -name 'file-*' -size +0 -perm 640 | wc -l)
+  [ "$n" = "$RDP_N" ] || { echo "$n of $RDP_N remade files have their size and mode"; rc=1; }
+  rm -rf "$mnt/rdp" || rc=1
+  [ ! -e "$exp" ] || { echo "rm -r through the mount left the export's directory"; rc=1; }
+  fusermount3 -u "$mnt" || rc=1
+  wait "$mpid" || { echo "the mount process failed (status $?)"; tail -3 "$log"; rc=1; }
+  echo "$RDP_N names: $plus READDIRPLUS, $lookups LOOKUP"
+  return $rc
+}
+
 run_case() {  # run_case SERVER TRANS
   local kind=$1 trans=$2 dir=$T/export-$1-$2 mnt=$T/mnt-$1-$2
   mkdir -p "$dir" && chmod 777 "$dir"
@@ -199,6 +256,14 @@ run_case() {  # run_case SERVER TRANS
   else
     not_ok "$kind/$trans: mount --writeback-cache"
   fi
+  if [ "$kind" = diod ]; then
+    kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null
+    start_server "$kind" "$dir"
+    addr=$ADDR_TCP
+  fi
+  out=$(c_readdirplus "$addr" "$dir" "$mnt" 2>&1)
+  if [ $? = 0 ]; then ok "$kind/$trans: ls -l with readdirplus: $(echo "$out" | tail -1)"
+  else not_ok "$kind/$trans: ls -l with readdirplus: $(echo "$out" | tail -6 | tr '\n' ' ')"; fi
   kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null
   rm -rf "$dir"
 }

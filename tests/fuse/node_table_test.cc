@@ -72,5 +72,30 @@ TEST(NodeTable, ClearReturnsEveryFidButTheRoot) {
   EXPECT_EQ(t.FidOf(kRootIno), std::optional<Fid>(7));
 }
 
+// READDIRPLUS asks the fid an inode already holds for fresh attributes and counts one
+// more lookup on it: the fid must stay, and never come back as a surplus to clunk.
+TEST(NodeTable, KnownPathKeepsItsFidAndCountsTheLookup) {
+  NodeTable t(7, kRootPath);
+  EXPECT_EQ(t.FidOfPath(42), std::nullopt);
+  (void)t.Add(42, 10);
+  EXPECT_EQ(t.FidOfPath(42), std::optional<Fid>(10));
+  NodeTable::Added again = t.Add(42, 10);
+  EXPECT_EQ(again.ino, 42u);
+  EXPECT_EQ(again.surplus, wire::kNoFid);
+  EXPECT_EQ(t.Forget(42, 1), std::nullopt);  // two lookups were counted
+  EXPECT_EQ(t.Forget(42, 1), std::optional<Fid>(10));
+  EXPECT_EQ(t.FidOfPath(42), std::nullopt);
+}
+
+TEST(NodeTable, FidOfPathFollowsRemappedPathsButNotTheRoot) {
+  NodeTable t(7, kRootPath);
+  NodeTable::Added one = t.Add(1, 11);
+  EXPECT_EQ(t.FidOfPath(1), std::optional<Fid>(11));
+  EXPECT_EQ(t.FidOfPath(one.ino), std::nullopt);  // an inode number is not a qid path
+  EXPECT_EQ(t.FidOfPath(kRootPath), std::nullopt);
+  (void)t.Forget(one.ino, 1);
+  EXPECT_EQ(t.FidOfPath(1), std::nullopt);
+}
+
 }  // namespace
 }  // namespace ninefold::fuse::internal
