@@ -134,7 +134,9 @@ void AddMountCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("ADDR", opt->address, "tcp!HOST!PORT or unix!/PATH")->required();
   cmd->add_option("MOUNTPOINT", opt->mountpoint, "an existing directory")->required();
   cmd->add_option("--aname", opt->aname, "the tree to attach (diod: the exported path)");
-  cmd->add_option("--msize", opt->msize, "largest message size asked for (default 512 KiB)")
+  cmd->add_option("--msize", opt->msize,
+                  "largest message size asked for, 8K to 16M (K, M suffixes; default 512K)")
+      ->transform(CLI::AsSizeValue(false))
       ->check(CLI::Range(8192u, 16u << 20));
   cmd->add_flag("-f,--foreground", opt->foreground, "stay in the foreground");
   cmd->add_option("-o", opt->fuse_options,
