@@ -157,11 +157,9 @@ Result<Fid> ServerTest::OpenNew(Conn& c, Fid from, const std::vector<std::string
 }
 
 std::vector<Target> AllTargets() {
-  return {{ServerKind::kNinefold, Net::kTcp},
-          {ServerKind::kNinefold, Net::kUnix},
-          {ServerKind::kDiod, Net::kTcp},
-          {ServerKind::kDiod, Net::kUnix},
-          {ServerKind::kGanesha, Net::kTcp}};
+  return {{ServerKind::kNinefold, Net::kTcp}, {ServerKind::kNinefold, Net::kUnix},
+          {ServerKind::kNinefold, Net::kShm}, {ServerKind::kDiod, Net::kTcp},
+          {ServerKind::kDiod, Net::kUnix},    {ServerKind::kGanesha, Net::kTcp}};
 }
 
 std::string ParamName(const testing::TestParamInfo<Target>& info) { return TargetName(info.param); }

@@ -101,7 +101,7 @@ bool Answers(const std::string& address) {
       return false;
     }
   } else {
-    std::string path = address.substr(5);
+    std::string path = address.substr(address.find('!') + 1);
     fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
@@ -109,6 +109,11 @@ bool Answers(const std::string& address) {
     if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
       ::close(fd);
       return false;
+    }
+    // shm!: the socket only hands over the rings; accepting is answering.
+    if (address.starts_with("shm!")) {
+      ::close(fd);
+      return true;
     }
   }
   auto frame =
@@ -148,7 +153,7 @@ std::string TargetName(const Target& t) {
   std::string s = t.server == ServerKind::kNinefold ? "ninefold"
                   : t.server == ServerKind::kDiod   ? "diod"
                                                     : "ganesha";
-  return s + (t.net == Net::kTcp ? "_tcp" : "_unix");
+  return s + (t.net == Net::kTcp ? "_tcp" : t.net == Net::kUnix ? "_unix" : "_shm");
 }
 
 TempDir::TempDir() {
@@ -185,8 +190,11 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::Start(ServerKind kind, Net
     p->address_ = fmt::format("tcp!127.0.0.1!{}", port);
     listen = fmt::format("127.0.0.1:{}", port);
   } else {
+    if (net == Net::kShm && kind != ServerKind::kNinefold) {
+      return Unexpected(Error(std::errc::not_supported, "only ninefold serve speaks shm!"));
+    }
     std::string sock = work_dir + "/server.sock";
-    p->address_ = "unix!" + sock;
+    p->address_ = (net == Net::kShm ? "shm!" : "unix!") + sock;
     listen = sock;
   }
   std::vector<std::string> args;

@@ -27,7 +27,7 @@
 namespace ninefold::client_test {
 
 enum class ServerKind { kNinefold, kDiod, kGanesha };
-enum class Net { kTcp, kUnix };
+enum class Net { kTcp, kUnix, kShm };  // kShm: ninefold serve only
 
 struct Target {
   ServerKind server;
