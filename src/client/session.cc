@@ -520,6 +520,9 @@ void Session::StartConnect(Done<std::shared_ptr<Session>> done) {
   // The session keeps itself alive while its channel is open; Fail lets go.
   self_ = self;
   channel_->SetMaxFrame(options_.msize);
+  // OnFrame decodes each reply once and completions copy what they keep (no reply type
+  // with views reaches a caller), so a shared-memory channel need not copy frames first.
+  channel_->DeliverInPlace();
   channel_->Start([this](std::span<const std::byte> f) { OnFrame(f); },
                   [this](const Error& why) { OnClose(why); });
   std::string_view version = wire::DialectName(options_.dialect);

@@ -120,6 +120,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     return queued_;
   }
   std::shared_ptr<const void> RetainFrame() override { return current_; }
+  void DeliverInPlace() override { in_place_ = true; }
 
  private:
   bool closed() const {
@@ -150,6 +151,14 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
         Errc code = size > max_frame_.load() ? Errc::kFrameTooLarge : Errc::kSizeMismatch;
         return Stop(Error(code, fmt::format("frame of {} bytes (size field {}) from {} (limit {})",
                                             size, declared, peer_, max_frame_.load())));
+      }
+      if (in_place_) {
+        // The owner reads each field once (DeliverInPlace): no copy, the ring's bytes.
+        on_frame_(next->frame);
+        rx_.Pop();
+        ++delivered;
+        if (closed()) return Poll();
+        continue;
       }
       // A private copy: the peer could rewrite the ring's bytes while we parse them. The
       // copy's buffer is reused for the next frame unless the handler retained it.
@@ -280,6 +289,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   asio::steady_timer nap_;
   std::string peer_;
   std::chrono::microseconds spin_;
+  bool in_place_ = false;                            // set before Start
   FrameHandler on_frame_;                            // Poll's
   std::shared_ptr<std::vector<std::byte>> scratch_;  // Poll's: the last frame's copy
   std::shared_ptr<const void> current_;              // Poll's: the frame being delivered

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <fstream>
 #include <mutex>
 #include <random>
 
@@ -100,6 +102,89 @@ bool WaitOrClose(std::future<void>& done, std::chrono::seconds timeout, Conn& co
     std::abort();
   }
   return false;
+}
+
+// The client's own mappings of the shm! transport's shared region (memfd
+// "ninefold-shm"), from /proc/self/maps: what the server writes to, seen from here.
+std::vector<std::span<std::byte>> SharedRegionMappings() {
+  std::vector<std::span<std::byte>> out;
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    if (line.find("memfd:ninefold-shm") == std::string::npos) continue;
+    uintptr_t from = 0, to = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx", &from, &to) != 2) continue;
+    if (line.find("rw") == std::string::npos) continue;  // scribble where writable
+    out.emplace_back(reinterpret_cast<std::byte*>(from), to - from);
+  }
+  return out;
+}
+
+// A hostile server over shm!: random bytes land all over the shared region (ring
+// headers, indices, frames in flight) while reads stream. The client decodes frames in
+// place there (Channel::DeliverInPlace), so this is what it must survive: every
+// operation completes promptly with a result or an error, the session fails with a
+// reason instead of crashing or hanging (ASan runs this too), and the server — whose
+// copy of the region was scribbled as well — drops that connection and serves a new one.
+TEST_P(SessionAsync, ScribbledSharedMemoryFailsTheSessionCleanly) {
+  if (GetParam().net != Net::kShm) GTEST_SKIP() << "shm! only";
+  const auto content = RandomBytes(4 << 20, 13);
+  WriteHostFile(Host("big"), content);
+  OpenFile("big");
+  std::vector<std::span<std::byte>> regions = SharedRegionMappings();
+  ASSERT_FALSE(regions.empty()) << "no ninefold-shm mapping in /proc/self/maps";
+  auto storm_ptr = std::shared_ptr<ReadStorm>(new ReadStorm{.session = conn_->session(),
+                                                            .fid = fid_,
+                                                            .content = &content,
+                                                            .max_len = 2 * s().msize(),
+                                                            .total = 1 << 30});
+  ReadStorm& storm = *storm_ptr;
+  auto done = storm.all_done.get_future();
+  asio::post(conn_->io(), [&] {
+    for (int i = 0; i < 64; ++i) ReadStorm::IssueOne(storm_ptr);
+  });
+  for (auto warm = Clock::now() + 30s; Clock::now() < warm;) {
+    std::this_thread::sleep_for(2ms);
+    std::lock_guard lock(storm.mu);
+    if (storm.completed >= 200) break;
+  }
+  std::mt19937_64 rng(99);
+  auto until = Clock::now() + 500ms;
+  uint64_t writes = 0;
+  while (Clock::now() < until && done.wait_for(0s) != std::future_status::ready) {
+    std::span<std::byte> r = regions[rng() % regions.size()];
+    size_t at = rng() % r.size();
+    size_t n = std::min<size_t>(1 + rng() % 64, r.size() - at);
+    for (size_t i = 0; i < n; ++i) {
+      reinterpret_cast<volatile std::byte*>(r.data())[at + i] = static_cast<std::byte>(rng());
+    }
+    if (++writes % 64 == 0) std::this_thread::yield();
+  }
+  {
+    std::lock_guard lock(storm.mu);
+    storm.stop = true;  // no new reads; the ones in flight must still complete
+  }
+  ASSERT_TRUE(WaitOrClose(done, 10s, *conn_))
+      << "operations hung after the shared memory was scribbled on (" << writes << " writes)";
+  {
+    std::lock_guard lock(storm.mu);
+    std::printf("%lu scribbles; %d reads completed, %d failed (first: %s), %d mismatched\n",
+                static_cast<unsigned long>(writes), storm.completed, storm.failed,
+                storm.first_error.message().c_str(), storm.mismatched);
+    EXPECT_GE(storm.failed, 1) << "the session never noticed " << writes << " scribbles";
+  }
+  EXPECT_FALSE(s().connected());
+  auto later = s().AsyncGetattr(fid_, client::kGetattrBasic, asio::use_future);
+  ASSERT_EQ(later.wait_for(2s), std::future_status::ready);
+  EXPECT_FALSE(later.get());
+  // The server survived its own copy being scribbled and serves a new connection.
+  conn_.reset();
+  std::unique_ptr<Conn> fresh = Connect();
+  ASSERT_TRUE(fresh);
+  Fid root = Attach(*fresh);
+  auto attr = Get(fresh->s().AsyncGetattr(root, client::kGetattrBasic, asio::use_future));
+  ASSERT_TRUE(attr) << attr.error().ToString();
+  EXPECT_TRUE(attr->qid.type & wire::kQtDir);
 }
 
 TEST_P(SessionAsync, TenThousandRandomReadsInFlightMatchTheFile) {

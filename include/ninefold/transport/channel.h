@@ -77,6 +77,13 @@ class Channel {
   // nothing changed, when frames are still buffered, reading is paused or closed, or
   // the channel cannot.
   virtual bool ReadAhead() { return false; }
+  // Before Start, by an owner whose FrameHandler reads each field of a frame once and
+  // copies what it keeps (it never calls RetainFrame): a channel over memory the peer
+  // shares may then hand out frames where the peer wrote them, without a private copy.
+  // The peer can still change those bytes during the call, so this is for owners that
+  // make no security decision on a frame's contents (a client; never a server, which
+  // checks names and then uses them). Other channels ignore it.
+  virtual void DeliverInPlace() {}
 };
 
 class Listener {
