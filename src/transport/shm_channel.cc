@@ -255,7 +255,10 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
             return self->Stop(
                 Error(std::errc::protocol_error, self->peer_ + " wrote on the shm control socket"));
           }
-          self->Stop(ec && ec != asio::error::eof ? Error(ec, "shm control socket") : Error());
+          // The peer is gone: EOF, or a reset when it died before reading all we sent
+          // (a client killed before it took the hello).
+          bool gone = !ec || ec == asio::error::eof || ec == asio::error::connection_reset;
+          self->Stop(gone ? Error() : Error(ec, "shm control socket"));
         });
   }
 

@@ -178,6 +178,7 @@ TEST_P(SessionAsync, ScribbledSharedMemoryFailsTheSessionCleanly) {
   ASSERT_EQ(later.wait_for(2s), std::future_status::ready);
   EXPECT_FALSE(later.get());
   // The server survived its own copy being scribbled and serves a new connection.
+  storm_ptr->session.reset();  // before the io_context it belongs to goes
   conn_.reset();
   std::unique_ptr<Conn> fresh = Connect();
   ASSERT_TRUE(fresh);

@@ -240,7 +240,9 @@ TEST(ShmChannelTest, KilledPeerIsNoticedAndReleased) {
   auto noticed = std::chrono::steady_clock::now() - t0;
   EXPECT_LT(noticed, 2s);
   EXPECT_FALSE(server.closes()[1].code()) << server.closes()[1].ToString();  // clean EOF
-  EXPECT_TRUE(WaitFor([&] { return OpenFds() == fds_before; }, 5s))
+  // At most as many as before: the warm-up connection's descriptors may still have been
+  // on their way out when they were counted.
+  EXPECT_TRUE(WaitFor([&] { return OpenFds() <= fds_before; }, 5s))
       << OpenFds() << " descriptors open, " << fds_before << " before";
 }
 

@@ -1,4 +1,8 @@
 // ninefold serve: export directories, RAM file systems and the ctl tree over 9P.
+#include <pthread.h>
+#include <signal.h>
+
+#include <csignal>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -70,12 +74,14 @@ int RunServe(const ServeOptions& opt) {
   if (table.empty()) return Fail("nothing to serve: give --export, --ramfs or --ctl");
   if (opt.listen.empty()) return Fail("no address: give --listen ADDR");
 
-  server::Server srv(table, {.msize = opt.msize,
-                             .max_fids = opt.max_fids,
-                             .max_outstanding = opt.max_outstanding,
-                             .worker_threads = opt.threads,
-                             .spin = std::chrono::microseconds(opt.spin_us),
-                             .trace = opt.trace});
+  auto server = std::make_unique<server::Server>(
+      table, server::ServerOptions{.msize = opt.msize,
+                                   .max_fids = opt.max_fids,
+                                   .max_outstanding = opt.max_outstanding,
+                                   .worker_threads = opt.threads,
+                                   .spin = std::chrono::microseconds(opt.spin_us),
+                                   .trace = opt.trace});
+  server::Server& srv = *server;
   bool only_fd = true;
   std::vector<std::string> bound;
   for (const std::string& dial : opt.listen) {
@@ -94,6 +100,20 @@ int RunServe(const ServeOptions& opt) {
   srv.Run();
   Log(LogLevel::kInfo, "stopped after {} connection(s), {} request(s)",
       srv.stats().connections_accepted.load(), srv.stats().requests.load());
+  // Stopping the server gives SIGINT/SIGTERM back to their default action; the process is
+  // leaving, and a second SIGTERM on its way (timeout(1) sends one to the child and one
+  // to its group) must not turn a clean exit into a kill.
+  // Blocked while the server lets go of them (its threads have ended: this is the only
+  // one), ignored after, so a pending one is dropped.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  server.reset();
+  std::signal(SIGINT, SIG_IGN);
+  std::signal(SIGTERM, SIG_IGN);
+  pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
   return 0;
 }
 
