@@ -23,6 +23,9 @@ cat <<MSG
 ninefold: serving $DEMO
   on $TCP and $UNIX, plus diod's control files on aname 'ctl'.
 Try, from another terminal:
+  $BIN ls '$TCP' / --aname $DEMO
+  $BIN cat '${UNIX}' hello.txt --aname $DEMO
+  $BIN mount '$TCP' MOUNTPOINT --aname $DEMO   (FUSE; unmount: fusermount3 -u MOUNTPOINT)
   diodls -s 127.0.0.1:$port -a $DEMO -l /
   diodcat -s 127.0.0.1:$port -a $DEMO hello.txt
   diodcat -s ${UNIX#unix!} version
