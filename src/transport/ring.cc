@@ -117,6 +117,9 @@ Result<bool> RingProducer::TryPush(std::span<const std::byte> head,
     return Unexpected(Error(std::errc::message_size,
                             fmt::format("frame of {} bytes, ring takes {}", n, ring_.max_frame())));
   }
+  // Records are 8-byte aligned; a start index read from the shared header that is not
+  // (a hostile peer's) would put a length word across the ring's end.
+  if (tail_ % 8 != 0) return Unexpected(Corrupt(fmt::format("tail {} is not 8-aligned", tail_)));
   Result<uint32_t> used = Used();
   if (!used) return Unexpected(used.error());
   uint32_t cap = ring_.capacity();
@@ -175,6 +178,8 @@ RingConsumer::RingConsumer(RingView ring)
 
 Result<RingConsumer::Next> RingConsumer::TryPeek() {
   NINEFOLD_CHECK(pending_ == 0);  // Pop the previous frame first
+  // As in TryPush: our index started as the shared header's, and must be aligned.
+  if (head_ % 8 != 0) return Unexpected(Corrupt(fmt::format("head {} is not 8-aligned", head_)));
   uint32_t cap = ring_.capacity();
   for (;;) {
     uint32_t tail = ring_.header().tail.load(std::memory_order_acquire);

@@ -47,6 +47,28 @@ TEST(RingTest, AttachChecksMagicAndCapacity) {
   EXPECT_FALSE(RingView::Attach(mem.span()));
 }
 
+// A peer that sets the indices before the other side attaches (the ring memory is
+// shared) can leave them unaligned, e.g. 2 bytes before the ring's end: a length word
+// there would cross the end. Both sides refuse instead (found by the scribbling test).
+TEST(RingTest, UnalignedStartIndicesAreRefused) {
+  RingMemory mem(1024);
+  auto ring = RingView::Init(mem.span());
+  ASSERT_TRUE(ring);
+  auto& h = reinterpret_cast<RingHeader*>(mem.bytes)[0];
+  h.tail.store(1022);
+  h.head.store(1022);
+  RingProducer tx(*ring);
+  std::vector<std::byte> f(16);
+  auto pushed = tx.TryPush(f, {});
+  ASSERT_FALSE(pushed);
+  EXPECT_EQ(pushed.error().code(), std::errc::protocol_error);
+  h.tail.store(1030);  // 8 bytes "published" from the unaligned head
+  RingConsumer rx(*ring);
+  auto peeked = rx.TryPeek();
+  ASSERT_FALSE(peeked);
+  EXPECT_EQ(peeked.error().code(), std::errc::protocol_error);
+}
+
 TEST(RingTest, FramesSurviveWrapAroundInOrder) {
   RingMemory mem(1024);
   auto ring = RingView::Init(mem.span());
