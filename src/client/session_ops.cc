@@ -92,8 +92,8 @@ struct Session::Walk : std::enable_shared_from_this<Walk> {
     // a caller reusing newfid at once could otherwise overtake the clunk and find it in use.
     if (from > 0 && newfid != fid) {
       s->Send(wire::Tclunk{.fid = newfid},
-              RawDone{nullptr, [self = shared_from_this(), e = std::move(e)](
-                                   Result<const wire::Message*>) mutable {
+              RawDone{nullptr, [self = shared_from_this(),
+                                e = std::move(e)](Result<const wire::Message*>) mutable {
                         self->done(Unexpected(std::move(e)));
                       }});
       return;
