@@ -351,17 +351,20 @@ bool FakeServer::Serve(int fd) {
     }
     Result<wire::Frame> frame = wire::Decode(buf, wire::Dialect::k9P2000L);
     if (!frame) continue;
+    {
+      // Recorded before it is answered: a test that has seen the answer sees the request.
+      std::lock_guard lock(mu_);
+      Request req{wire::TypeOf(frame->msg), frame->tag, 0};
+      if (const auto* f = std::get_if<wire::Tflush>(&frame->msg)) req.oldtag = f->oldtag;
+      requests_.push_back(req);
+      cv_.notify_all();
+    }
     std::vector<wire::Frame> replies = policy_(*frame);
     for (const auto& reply : replies) {
       auto bytes = wire::Encode(reply, wire::Dialect::k9P2000L, 1 << 20);
       NINEFOLD_CHECK(bytes.has_value());
       (void)!::send(fd, bytes->data(), bytes->size(), MSG_NOSIGNAL);
     }
-    std::lock_guard lock(mu_);
-    Request req{wire::TypeOf(frame->msg), frame->tag, 0};
-    if (const auto* f = std::get_if<wire::Tflush>(&frame->msg)) req.oldtag = f->oldtag;
-    requests_.push_back(req);
-    cv_.notify_all();
   }
 }
 
