@@ -99,6 +99,7 @@ struct Session::Impl {
     std::vector<std::byte> frame;
     std::span<const std::byte> payload;
     RawDone done;
+    std::span<std::byte> placement;
   };
   std::deque<Waiting> waiting;
   RawDone version_done;  // the Tversion's completion until Rversion
@@ -116,6 +117,13 @@ struct Session::Impl {
   std::vector<Fid> free_fids;  // guarded by fid_mu
   Fid next_fid = 1;            // guarded by fid_mu
   std::atomic<uint64_t> requests{0}, flushes{0}, bytes_read{0}, bytes_written{0};
+  std::atomic<uint64_t> bytes_copied{0}, bytes_placed{0}, bytes_shared{0};
+  void CountMoved(size_t n, Moved how) {
+    std::atomic<uint64_t>& counter = how == Moved::kCopied   ? bytes_copied
+                                     : how == Moved::kPlaced ? bytes_placed
+                                                             : bytes_shared;
+    counter.fetch_add(n, std::memory_order_relaxed);
+  }
 };
 
 Session::Session(std::shared_ptr<transport::Channel> channel, SessionOptions options,
@@ -142,7 +150,9 @@ SessionStats Session::stats() const {
   s.flushes = impl_->flushes.load(std::memory_order_relaxed);
   s.bytes_read = impl_->bytes_read.load(std::memory_order_relaxed);
   s.bytes_written = impl_->bytes_written.load(std::memory_order_relaxed);
-  s.bytes_copied = s.bytes_read;  // byte streams: every Rread byte is copied out once
+  s.bytes_copied = impl_->bytes_copied.load(std::memory_order_relaxed);
+  s.bytes_placed = impl_->bytes_placed.load(std::memory_order_relaxed);
+  s.bytes_shared = impl_->bytes_shared.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -161,9 +171,13 @@ void Session::ReleaseFid(Fid fid) {
   impl_->free_fids.push_back(fid);
 }
 
-void Session::CountRead(size_t n) { impl_->bytes_read.fetch_add(n, std::memory_order_relaxed); }
-void Session::CountWritten(size_t n) {
+void Session::CountRead(size_t n, Moved how) {
+  impl_->bytes_read.fetch_add(n, std::memory_order_relaxed);
+  impl_->CountMoved(n, how);
+}
+void Session::CountWritten(size_t n, Moved how) {
   impl_->bytes_written.fetch_add(n, std::memory_order_relaxed);
+  impl_->CountMoved(n, how);
 }
 
 std::shared_ptr<Session::OpState> Session::NewOp() {
@@ -217,23 +231,24 @@ void Session::Send(const wire::Message& request, RawDone done) {
 }
 
 void Session::SendEncoded(std::vector<std::byte> frame, std::span<const std::byte> payload,
-                          RawDone done) {
+                          RawDone done, std::span<std::byte> placement) {
   Impl& im = *impl_;
   if (im.closed) return done(Unexpected(im.failure));
   if (done.op && done.op->cancelled) {
     return done(Unexpected(Error(std::errc::operation_canceled, "cancelled before sending")));
   }
   if (im.free_tags.empty() || !im.waiting.empty()) {
-    im.waiting.push_back({std::move(frame), payload, std::move(done)});
+    im.waiting.push_back({std::move(frame), payload, std::move(done), placement});
     return;
   }
   uint16_t tag = im.free_tags.back();
   im.free_tags.pop_back();
-  Transmit(tag, std::move(frame), payload, std::move(done));
+  Transmit(tag, std::move(frame), payload, std::move(done), placement);
 }
 
 void Session::Transmit(uint16_t tag, std::vector<std::byte> frame,
-                       std::span<const std::byte> payload, RawDone done) {
+                       std::span<const std::byte> payload, RawDone done,
+                       std::span<std::byte> placement) {
   Impl& im = *impl_;
   frame[5] = static_cast<std::byte>(tag & 0xff);
   frame[6] = static_cast<std::byte>(tag >> 8);
@@ -246,19 +261,21 @@ void Session::Transmit(uint16_t tag, std::vector<std::byte> frame,
   if (done.op) done.op->tags.push_back(tag);
   im.dones[tag] = std::move(done);
   im.requests.fetch_add(1, std::memory_order_relaxed);
-  Emit(std::move(frame), payload);
+  Emit(std::move(frame), payload, placement);
 }
 
 // Frames sent while the io thread works through a burst of replies (each completion may
 // issue the next request) are gathered into one buffer and written with one send when
 // the burst is over; a frame with a large payload goes out by itself, after the batch,
-// so that order is kept and the payload is not copied.
-void Session::Emit(std::vector<std::byte> frame, std::span<const std::byte> payload) {
+// so that order is kept and the payload is not copied. So does a frame with a placement
+// (a Tread whose data the server may write into shared memory).
+void Session::Emit(std::vector<std::byte> frame, std::span<const std::byte> payload,
+                   std::span<std::byte> placement) {
   Impl& im = *impl_;
   constexpr size_t kCopyPayloadBelow = 4096;
-  if (payload.size() >= kCopyPayloadBelow) {
+  if (payload.size() >= kCopyPayloadBelow || !placement.empty()) {
     FlushBatch();
-    channel_->Send(transport::OutFrame{std::move(frame), payload, nullptr});
+    channel_->Send(transport::OutFrame{std::move(frame), payload, nullptr, placement});
     return;
   }
   if (im.batch.empty() && !im.flush_posted) {
@@ -296,7 +313,7 @@ void Session::Pump() {
     }
     uint16_t tag = im.free_tags.back();
     im.free_tags.pop_back();
-    Transmit(tag, std::move(w.frame), w.payload, std::move(w.done));
+    Transmit(tag, std::move(w.frame), w.payload, std::move(w.done), w.placement);
   }
 }
 
@@ -335,7 +352,7 @@ void Session::Flush(uint16_t tag, Error why) {
   }
   im.requests.fetch_add(1, std::memory_order_relaxed);
   im.flushes.fetch_add(1, std::memory_order_relaxed);
-  Emit(std::move(*frame), {});
+  Emit(std::move(*frame), {}, {});
 }
 
 void Session::Cancel(const std::shared_ptr<OpState>& op) {
@@ -410,7 +427,9 @@ void Session::OnFrame(std::span<const std::byte> bytes) {
   uint16_t tag = static_cast<uint16_t>(std::to_integer<uint16_t>(bytes[5]) |
                                        (std::to_integer<uint16_t>(bytes[6]) << 8));
   wire::Limits limits{.msize = msize_ ? msize_ : options_.msize};
-  Result<wire::Frame> frame = wire::Decode(bytes, options_.dialect, limits);
+  // Over shm an Rread's data may arrive apart, by reference into the shared arena.
+  std::span<const std::byte> payload = channel_->FramePayload();
+  Result<wire::Frame> frame = wire::Decode(bytes, payload, options_.dialect, limits);
   if (!frame && tag == wire::kNoTag && im.version_done.fn &&
       frame.error().code() == Errc::kWrongDialect) {
     // A server refusing our version may answer in its own dialect (diod: Rlerror).

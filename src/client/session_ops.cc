@@ -117,13 +117,23 @@ void Session::StartRead(Fid fid, uint64_t offset, std::span<std::byte> dest, Don
   size_t count = (dest.size() + chunk - 1) / chunk;
   if (count == 0) return done(size_t{0});
   auto pieces = std::make_shared<Pieces>(count, done.fn);
+  // The Mover: a destination in the shared arena is offered to the server as the place
+  // for the data (strategy b); any other is copied into from the reply (a).
+  std::shared_ptr<buf::Arena> arena = channel_->arena();
+  bool placed = arena && arena->Contains(dest.data(), dest.size());
   for (size_t i = 0; i < count; ++i) {
     std::span<std::byte> part = dest.subspan(i * chunk, std::min(chunk, dest.size() - i * chunk));
     pieces->Want(i, part.size());
-    Send(
-        wire::Tread{
-            .fid = fid, .offset = offset + i * chunk, .count = static_cast<uint32_t>(part.size())},
-        RawDone{done.op, [this, pieces, i, part](Result<const wire::Message*> r) {
+    Result<std::vector<std::byte>> frame = EncodeRequest(wire::Tread{
+        .fid = fid, .offset = offset + i * chunk, .count = static_cast<uint32_t>(part.size())});
+    if (!frame) {
+      pieces->Finish(i, Unexpected(frame.error()));
+      continue;
+    }
+    SendEncoded(
+        std::move(*frame), {},
+        RawDone{done.op,
+                [this, pieces, i, part](Result<const wire::Message*> r) {
                   if (!r) return pieces->Finish(i, Unexpected(r.error()));
                   const auto* rr = std::get_if<wire::Rread>(*r);
                   if (rr == nullptr) return pieces->Finish(i, Unexpected(WrongReply("Rread", **r)));
@@ -133,10 +143,16 @@ void Session::StartRead(Fid fid, uint64_t offset, std::span<std::byte> dest, Don
                                             fmt::format("Rread of {} bytes for a Tread of {}",
                                                         rr->data.size(), part.size()))));
                   }
-                  std::memcpy(part.data(), rr->data.bytes.data(), rr->data.size());
-                  CountRead(rr->data.size());
+                  if (rr->data.bytes.data() == part.data()) {
+                    CountRead(rr->data.size(), Moved::kPlaced);  // the server wrote it there
+                  } else {
+                    // memmove: a misbehaving server could refer to bytes overlapping part.
+                    std::memmove(part.data(), rr->data.bytes.data(), rr->data.size());
+                    CountRead(rr->data.size(), Moved::kCopied);
+                  }
                   pieces->Finish(i, rr->data.size());
-                }});
+                }},
+        placed ? part : std::span<std::byte>());
   }
 }
 
@@ -146,6 +162,10 @@ void Session::StartWrite(Fid fid, uint64_t offset, std::span<const std::byte> sr
   size_t count = (src.size() + chunk - 1) / chunk;
   if (count == 0) count = 1;  // a zero-byte write is still a request (it may extend nothing)
   auto pieces = std::make_shared<Pieces>(count, done.fn);
+  // Over shm, a source in the shared arena is sent by reference (the server's write is
+  // the only copy); any other is copied into the request.
+  std::shared_ptr<buf::Arena> arena = channel_->arena();
+  Moved how = arena && arena->Contains(src.data(), src.size()) ? Moved::kPlaced : Moved::kCopied;
   for (size_t i = 0; i < count; ++i) {
     std::span<const std::byte> part =
         src.subspan(std::min(i * chunk, src.size()),
@@ -162,7 +182,7 @@ void Session::StartWrite(Fid fid, uint64_t offset, std::span<const std::byte> sr
     }
     head.resize(h->head_size);
     SendEncoded(std::move(head), part,
-                RawDone{done.op, [this, pieces, i, part](Result<const wire::Message*> r) {
+                RawDone{done.op, [this, pieces, i, part, how](Result<const wire::Message*> r) {
                           if (!r) return pieces->Finish(i, Unexpected(r.error()));
                           const auto* rw = std::get_if<wire::Rwrite>(*r);
                           if (rw == nullptr) {
@@ -174,7 +194,7 @@ void Session::StartWrite(Fid fid, uint64_t offset, std::span<const std::byte> sr
                                                     fmt::format("Rwrite of {} for {} bytes",
                                                                 rw->count, part.size()))));
                           }
-                          CountWritten(rw->count);
+                          CountWritten(rw->count, how);
                           pieces->Finish(i, size_t{rw->count});
                         }});
   }

@@ -99,7 +99,11 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
   uint8_t type = static_cast<uint8_t>(bytes[4]);
   // Before Tversion only Tversion is meaningful; decode it in any dialect.
   const wire::Dialect decode_as = versioned_ ? dialect() : wire::Dialect::k9P2000L;
-  Result<wire::Frame> frame = wire::Decode(bytes, decode_as, limits);
+  // Over shm a Twrite's data may lie apart, in the shared arena, and a Tread may name
+  // where in the arena its data should go.
+  const std::span<const std::byte> payload = channel_->FramePayload();
+  const std::span<std::byte> placement = channel_->FramePlacement();
+  Result<wire::Frame> frame = wire::Decode(bytes, payload, decode_as, limits);
   if (!frame) {
     stats_.malformed_frames++;
     Log(LogLevel::kWarn, "{}: malformed {} frame, closing connection: {}", channel_->peer(),
@@ -157,12 +161,12 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
   std::shared_ptr<const void> keep = channel_->RetainFrame();
   if (!keep) {
     auto copy = std::make_shared<std::vector<std::byte>>(bytes.begin(), bytes.end());
-    frame = wire::Decode(*copy, decode_as, limits);
+    frame = wire::Decode(*copy, payload, decode_as, limits);
     NINEFOLD_CHECK(frame.has_value());
     keep = std::move(copy);
   }
   if (RunsInline(*frame)) {
-    Complete(tag, Run(tag, std::move(keep), *frame), generation);
+    Complete(tag, Run(tag, std::move(keep), *frame, placement), generation);
     return;
   }
   // It may block. The last frame read so far runs here once the channel reads on
@@ -173,17 +177,17 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
     transport::OutFrame out;
     {
       IoThreads::BlockingScope blocking(threads_, IsBulk(*frame));
-      out = Run(tag, std::move(keep), *frame);
+      out = Run(tag, std::move(keep), *frame, placement);
     }
     Complete(tag, std::move(out), generation);
     return;
   }
   asio::post(io_, [self = shared_from_this(), tag, keep = std::move(keep), f = std::move(*frame),
-                   generation]() mutable {
+                   generation, placement]() mutable {
     transport::OutFrame out;
     {
       IoThreads::BlockingScope blocking(self->threads_, IsBulk(f));
-      out = self->Run(tag, std::move(keep), f);
+      out = self->Run(tag, std::move(keep), f, placement);
     }
     self->Complete(tag, std::move(out), generation);
   });
@@ -237,8 +241,8 @@ void Connection::HandleFlushLocked(uint16_t tag, const wire::Tflush& tf) {
 }
 
 transport::OutFrame Connection::Run(uint16_t tag, std::shared_ptr<const void> keep,
-                                    const wire::Frame& frame) {
-  Result<Reply> reply = HandleRequest(*this, frame);
+                                    const wire::Frame& frame, std::span<std::byte> placement) {
+  Result<Reply> reply = HandleRequest(*this, frame, placement);
   if (!reply) reply = ErrorReply(reply.error());
   if (!reply->keep) reply->keep = std::move(keep);  // views may point into the request
   if (trace_) {

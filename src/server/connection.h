@@ -91,8 +91,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnClosed(const Error& why);
   void HandleVersion(uint16_t tag, const wire::Tversion& tv);
   void HandleFlushLocked(uint16_t tag, const wire::Tflush& tf);
-  // Performs the request and encodes its reply; `keep` holds the request's bytes.
-  transport::OutFrame Run(uint16_t tag, std::shared_ptr<const void> keep, const wire::Frame& frame);
+  // Performs the request and encodes its reply; `keep` holds the request's bytes;
+  // `placement` is where the client asked a read's data to go (FramePlacement).
+  transport::OutFrame Run(uint16_t tag, std::shared_ptr<const void> keep, const wire::Frame& frame,
+                          std::span<std::byte> placement);
   bool RunsInline(const wire::Frame& frame);
   // Sends a request's reply (and the Rflush of any Tflush waiting for it).
   void Complete(uint16_t tag, transport::OutFrame out, uint64_t generation);
@@ -135,7 +137,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
 };
 
 // The request handlers (ops.cc): run on an io thread, return the reply or an error.
-Result<Reply> HandleRequest(Connection& conn, const wire::Frame& frame);
+// `placement`: shared memory the client asked a Tread's data to be written to (shm), or
+// empty. A read that fits there is made there and its Rread's data points at it, which
+// the channel then sends as a reference: the one copy is the file server's own.
+Result<Reply> HandleRequest(Connection& conn, const wire::Frame& frame,
+                            std::span<std::byte> placement = {});
 
 }  // namespace ninefold::server
 

@@ -29,7 +29,7 @@ Result<void> CheckName(std::string_view name) {
 
 class Ops {
  public:
-  explicit Ops(Connection& c) : c_(c) {}
+  Ops(Connection& c, std::span<std::byte> placement) : c_(c), placement_(placement) {}
 
   // --- session -------------------------------------------------------------------------
   Result<Reply> operator()(const wire::Tauth&) {
@@ -130,6 +130,14 @@ class Ops {
     }
     if (f.is_dir && c_.dialect() != wire::Dialect::k9P2000L) return HandleDirRead(c_, f, m);
     if (!f.open) return Errno(EBADF, "read on a fid that is not open");
+    if (placement_.size() >= count) {
+      // Straight into the client's shared memory; the reply refers to it.
+      Result<size_t> n = f.node->Read(m.offset, placement_.first(count));
+      if (!n) return Unexpected(n.error());
+      return Reply{
+          wire::Rread{.data = wire::Data(std::span<const std::byte>(placement_.first(*n)))},
+          nullptr};
+    }
     // Uninitialized: Read fills what it returns, and only that is sent.
     std::shared_ptr<std::byte[]> buf(new std::byte[count]);
     Result<size_t> n = f.node->Read(m.offset, std::span<std::byte>(buf.get(), count));
@@ -394,12 +402,14 @@ class Ops {
   }
 
   Connection& c_;
+  std::span<std::byte> placement_;  // where the client wants a Tread's data, or empty
 };
 
 }  // namespace
 
-Result<Reply> HandleRequest(Connection& conn, const wire::Frame& frame) {
-  return std::visit(Ops(conn), frame.msg);
+Result<Reply> HandleRequest(Connection& conn, const wire::Frame& frame,
+                            std::span<std::byte> placement) {
+  return std::visit(Ops(conn, placement), frame.msg);
 }
 
 }  // namespace ninefold::server

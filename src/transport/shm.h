@@ -34,9 +34,33 @@ struct ShmHello {
   uint32_t c2s_offset = 0;  // client -> server ring
   uint32_t s2c_offset = 0;  // server -> client ring
   uint32_t reserved = 0;
+  uint64_t data_offset = 0;  // the data area (the arena): page multiples, after the rings
+  uint64_t data_bytes = 0;
 };
 constexpr uint32_t kShmMagic = 0x5339464e;  // "NF9S"
-constexpr uint32_t kShmVersion = 1;
+constexpr uint32_t kShmVersion = 2;
+
+// A ring record is a 9P frame, optionally followed by this trailer (the record is then
+// 24 bytes longer than the frame's head). Offsets are from the start of the data area.
+//  kPlacement: the record is a whole request; the reply's payload may be written at
+//              [offset, offset + length) (a Tread's destination).
+//  kPayload:   the record is a frame's head (up to its count field); its payload is the
+//              `length` bytes at `offset` (the head's size field counts them).
+// Both are checked against the data area on every use.
+struct ShmTrailer {
+  uint32_t magic = 0;
+  uint32_t kind = 0;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+static_assert(sizeof(ShmTrailer) == 24);
+constexpr uint32_t kTrailerMagic = 0x5254464e;  // "NFTR"
+constexpr uint32_t kTrailerPlacement = 1;
+constexpr uint32_t kTrailerPayload = 2;
+
+// Bytes of data area per connection (NINEFOLD_SHM_DATA_MB overrides; default 64 MiB).
+// Pages cost memory only once written.
+uint64_t ShmDataBytes();
 
 // How long an idle receiver polls before it sleeps (NINEFOLD_SHM_SPIN_US overrides).
 std::chrono::microseconds ShmSpin();

@@ -45,11 +45,12 @@ uint32_t RingBytes() {
 class ShmChannel final : public Channel, public std::enable_shared_from_this<ShmChannel> {
  public:
   ShmChannel(asio::io_context& io, stream_protocol::socket socket,
-             std::shared_ptr<buf::Region> region, RingView rx, RingView tx, int my_wake_fd,
-             int peer_wake_fd, std::string peer)
+             std::shared_ptr<buf::Region> region, std::shared_ptr<buf::Arena> arena, RingView rx,
+             RingView tx, int my_wake_fd, int peer_wake_fd, std::string peer)
       : io_(io),
         socket_(std::move(socket)),
         region_(std::move(region)),
+        arena_(std::move(arena)),
         rx_(rx),
         tx_(tx),
         wake_(io, my_wake_fd),
@@ -79,7 +80,9 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   void Send(OutFrame frame) override {
     std::unique_lock lock(mu_);
     if (closed_) return;
-    if (!frame.payload.empty()) return SendOneLocked(frame.head, frame.payload, &frame);
+    if (!frame.payload.empty() || !frame.placement.empty()) {
+      return SendOneLocked(frame.head, frame.payload, frame.placement, &frame);
+    }
     // `head` may hold several whole frames back to back: one ring record each.
     std::span<const std::byte> rest = frame.head;
     while (rest.size() >= 4) {
@@ -90,17 +93,41 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
             Error(std::errc::invalid_argument,
                   fmt::format("sending a frame of {} bytes with {} left", size, rest.size())));
       }
-      SendOneLocked(rest.first(size), {}, size == frame.head.size() ? &frame : nullptr);
+      SendOneLocked(rest.first(size), {}, {}, size == frame.head.size() ? &frame : nullptr);
       rest = rest.subspan(size);
     }
+  }
+
+  // What follows a frame's head in its ring record: the payload itself, or a trailer
+  // (written to *t) when the payload lies in the arena (sent by reference) or the frame
+  // names a placement there.
+  std::span<const std::byte> TailFor(std::span<const std::byte> payload,
+                                     std::span<std::byte> placement, ShmTrailer* t) const {
+    auto trailer = [&](uint32_t kind, const std::byte* p, size_t n) {
+      *t = ShmTrailer{.magic = kTrailerMagic,
+                      .kind = kind,
+                      .offset = static_cast<uint64_t>(p - arena_->bytes().data()),
+                      .length = n};
+      return std::as_bytes(std::span<const ShmTrailer>(t, 1));
+    };
+    if (!arena_) return payload;
+    if (!payload.empty() && arena_->Contains(payload.data(), payload.size())) {
+      return trailer(kTrailerPayload, payload.data(), payload.size());
+    }
+    if (payload.empty() && !placement.empty() &&
+        arena_->Contains(placement.data(), placement.size())) {
+      return trailer(kTrailerPlacement, placement.data(), placement.size());
+    }
+    return payload;
   }
 
   // Pushes one frame, or queues it (moving `whole` when it is exactly this frame, else
   // copying) behind frames already waiting for room.
   void SendOneLocked(std::span<const std::byte> head, std::span<const std::byte> payload,
-                     OutFrame* whole) {
+                     std::span<std::byte> placement, OutFrame* whole) {
     if (queue_.empty()) {
-      Result<bool> pushed = tx_.TryPush(head, payload);
+      ShmTrailer t;
+      Result<bool> pushed = tx_.TryPush(head, TailFor(payload, placement, &t));
       if (!pushed) return FailLater(pushed.error());
       if (*pushed) return;
     }
@@ -121,6 +148,9 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   }
   std::shared_ptr<const void> RetainFrame() override { return current_; }
   void DeliverInPlace() override { in_place_ = true; }
+  std::shared_ptr<buf::Arena> arena() const override { return arena_; }
+  std::span<const std::byte> FramePayload() const override { return frame_payload_; }
+  std::span<std::byte> FramePlacement() const override { return frame_placement_; }
 
  private:
   bool closed() const {
@@ -144,17 +174,28 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
       Result<RingConsumer::Next> next = rx_.TryPeek();
       if (!next) return Stop(Error(next.error().code(), peer_ + ": " + next.error().context()));
       if (!next->ready) break;
-      size_t size = next->frame.size();
+      std::span<const std::byte> head = next->frame;
       uint32_t declared = 0;
-      if (size >= 4) std::memcpy(&declared, next->frame.data(), 4);
-      if (size < 7 || size > max_frame_.load() || declared != size) {
+      if (head.size() >= 4) std::memcpy(&declared, head.data(), 4);
+      frame_payload_ = {};
+      frame_placement_ = {};
+      if (declared != head.size() && head.size() >= 7 + sizeof(ShmTrailer)) {
+        ShmTrailer t;  // read once: the peer may change the ring's bytes meanwhile
+        std::memcpy(&t, head.data() + head.size() - sizeof t, sizeof t);
+        head = head.first(head.size() - sizeof t);
+        if (Result<void> ok = TakeTrailer(t); !ok) {
+          return Stop(Error(ok.error().code(), peer_ + ": " + ok.error().context()));
+        }
+      }
+      uint64_t size = head.size() + frame_payload_.size();
+      if (head.size() < 7 || size > max_frame_.load() || declared != size) {
         Errc code = size > max_frame_.load() ? Errc::kFrameTooLarge : Errc::kSizeMismatch;
         return Stop(Error(code, fmt::format("frame of {} bytes (size field {}) from {} (limit {})",
                                             size, declared, peer_, max_frame_.load())));
       }
       if (in_place_) {
         // The owner reads each field once (DeliverInPlace): no copy, the ring's bytes.
-        on_frame_(next->frame);
+        on_frame_(head);
         rx_.Pop();
         ++delivered;
         if (closed()) return Poll();
@@ -164,7 +205,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
       // copy's buffer is reused for the next frame unless the handler retained it.
       if (!scratch_ || scratch_.use_count() > 1)
         scratch_ = std::make_shared<std::vector<std::byte>>();
-      scratch_->assign(next->frame.begin(), next->frame.end());
+      scratch_->assign(head.begin(), head.end());
       rx_.Pop();
       current_ = scratch_;
       on_frame_(std::span<const std::byte>(scratch_->data(), scratch_->size()));
@@ -183,6 +224,29 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
       return;
     }
     Sleep();
+  }
+
+  // Checks a record's trailer against the arena and sets frame_payload_/frame_placement_.
+  Result<void> TakeTrailer(const ShmTrailer& t) {
+    if (t.magic != kTrailerMagic) {
+      return Unexpected(
+          Error(Errc::kSizeMismatch, "record longer than its frame, without a trailer"));
+    }
+    uint64_t area = arena_ ? arena_->bytes().size() : 0;
+    if (t.length == 0 || t.offset > area || t.length > area - t.offset) {
+      return Unexpected(Error(std::errc::bad_address,
+                              fmt::format("trailer names {}+{} outside a data area of {} bytes",
+                                          t.offset, t.length, area)));
+    }
+    std::span<std::byte> range = arena_->bytes().subspan(t.offset, t.length);
+    if (t.kind == kTrailerPayload) {
+      frame_payload_ = range;
+    } else if (t.kind == kTrailerPlacement) {
+      frame_placement_ = range;
+    } else {
+      return Unexpected(Error(std::errc::protocol_error, fmt::format("trailer kind {}", t.kind)));
+    }
+    return {};
   }
 
   // Announces the sleep, re-checks the ring (the sender may have published just before),
@@ -224,11 +288,13 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   void FlushLocked() {
     while (!queue_.empty()) {
       OutFrame& f = queue_.front();
-      Result<bool> pushed = tx_.TryPush(f.head, f.payload);
+      ShmTrailer t;
+      std::span<const std::byte> tail = TailFor(f.payload, f.placement, &t);
+      Result<bool> pushed = tx_.TryPush(f.head, tail);
       if (!pushed) return FailLater(pushed.error());
       if (!*pushed) {
         tx_.SetWaitingForRoom(true);
-        pushed = tx_.TryPush(f.head, f.payload);
+        pushed = tx_.TryPush(f.head, tail);
         if (!pushed) return FailLater(pushed.error());
         if (!*pushed) return;
       }
@@ -285,6 +351,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   asio::io_context& io_;
   stream_protocol::socket socket_;
   std::shared_ptr<buf::Region> region_;  // keeps the rings mapped
+  std::shared_ptr<buf::Arena> arena_;    // the data area (null when there is none)
   RingConsumer rx_;                      // Poll's (one chain at a time)
   RingProducer tx_;                      // guarded by mu_
   asio::posix::stream_descriptor wake_;  // our eventfd: the peer rings it
@@ -296,6 +363,8 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   FrameHandler on_frame_;                            // Poll's
   std::shared_ptr<std::vector<std::byte>> scratch_;  // Poll's: the last frame's copy
   std::shared_ptr<const void> current_;              // Poll's: the frame being delivered
+  std::span<const std::byte> frame_payload_;         // Poll's: its payload by reference
+  std::span<std::byte> frame_placement_;             // Poll's: where its reply may go
   Clock::time_point idle_since_;                     // Poll's
   std::atomic<bool> sleeping_{false};
   std::atomic<bool> paused_{false};
@@ -313,8 +382,17 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
 Result<std::shared_ptr<Channel>> AcceptShm(asio::io_context& io, stream_protocol::socket socket,
                                            const Address& address) {
   uint32_t ring_bytes = RingBytes();
-  Result<std::shared_ptr<buf::Region>> region = buf::Region::Create(2 * ring_bytes, "ninefold-shm");
+  uint64_t data_bytes = ShmDataBytes();
+  Result<std::shared_ptr<buf::Region>> region =
+      buf::Region::Create(2 * uint64_t{ring_bytes} + data_bytes, "ninefold-shm");
   if (!region) return Unexpected(region.error());
+  std::shared_ptr<buf::Arena> arena;
+  if (data_bytes > 0) {
+    Result<std::shared_ptr<buf::Arena>> a =
+        buf::Arena::Create(*region, 2 * uint64_t{ring_bytes}, data_bytes);
+    if (!a) return Unexpected(a.error());
+    arena = std::move(*a);
+  }
   std::byte* base = (*region)->data();
   Result<RingView> c2s = RingView::Init({base, ring_bytes});
   Result<RingView> s2c = RingView::Init({base + ring_bytes, ring_bytes});
@@ -332,7 +410,9 @@ Result<std::shared_ptr<Channel>> AcceptShm(asio::io_context& io, stream_protocol
                  .region_bytes = (*region)->size(),
                  .ring_bytes = ring_bytes,
                  .c2s_offset = 0,
-                 .s2c_offset = ring_bytes};
+                 .s2c_offset = ring_bytes,
+                 .data_offset = 2 * uint64_t{ring_bytes},
+                 .data_bytes = data_bytes};
   int fds[3] = {(*region)->fd(), efd_server, efd_client};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
   iovec iov{&hello, sizeof hello};
@@ -353,8 +433,9 @@ Result<std::shared_ptr<Channel>> AcceptShm(asio::io_context& io, stream_protocol
     return Unexpected(e);
   }
   std::string peer = fmt::format("shm!{}#{}", address.path, socket.native_handle());
-  return std::shared_ptr<Channel>(std::make_shared<ShmChannel>(
-      io, std::move(socket), std::move(*region), *c2s, *s2c, efd_server, efd_client, peer));
+  return std::shared_ptr<Channel>(
+      std::make_shared<ShmChannel>(io, std::move(socket), std::move(*region), std::move(arena),
+                                   *c2s, *s2c, efd_server, efd_client, peer));
 }
 
 class ShmListener final : public Listener {
@@ -409,6 +490,15 @@ class ShmListener final : public Listener {
 };
 
 }  // namespace
+
+uint64_t ShmDataBytes() {
+  static const uint64_t bytes = [] {
+    const char* env = std::getenv("NINEFOLD_SHM_DATA_MB");
+    uint64_t mb = env ? std::strtoull(env, nullptr, 10) : 64;
+    return std::min<uint64_t>(mb, 4096) << 20;
+  }();
+  return bytes;
+}
 
 std::chrono::microseconds ShmSpin() {
   static const std::chrono::microseconds spin = [] {
@@ -480,6 +570,18 @@ Result<std::shared_ptr<Channel>> OpenShmClient(asio::io_context& io, int fd, con
     return bad(fmt::format("rings at {} and {} of {} bytes in {}", hello.c2s_offset,
                            hello.s2c_offset, rb, hello.region_bytes));
   }
+  uint64_t data_end = hello.data_offset + hello.data_bytes;
+  auto overlaps_ring = [&](uint64_t ring) {
+    return hello.data_offset < ring + rb && ring < data_end;
+  };
+  if (hello.data_bytes > 0 &&
+      (hello.data_offset % buf::kPageSize != 0 || hello.data_bytes % buf::kPageSize != 0 ||
+       hello.data_bytes > hello.region_bytes ||
+       hello.data_offset > hello.region_bytes - hello.data_bytes ||
+       overlaps_ring(hello.c2s_offset) || overlaps_ring(hello.s2c_offset))) {
+    return bad(fmt::format("data area {}+{} in a region of {}", hello.data_offset, hello.data_bytes,
+                           hello.region_bytes));
+  }
   int region_fd = std::exchange(fds[0], -1);
   Result<std::shared_ptr<buf::Region>> region = buf::Region::Map(region_fd, hello.region_bytes);
   if (!region) return fail(region.error(), {fds[1], fds[2]});
@@ -487,12 +589,20 @@ Result<std::shared_ptr<Channel>> OpenShmClient(asio::io_context& io, int fd, con
   Result<RingView> c2s = RingView::Attach({base + hello.c2s_offset, rb});
   Result<RingView> s2c = RingView::Attach({base + hello.s2c_offset, rb});
   if (!c2s || !s2c) return fail(c2s ? s2c.error() : c2s.error(), {fds[1], fds[2]});
+  std::shared_ptr<buf::Arena> arena;
+  if (hello.data_bytes > 0) {
+    Result<std::shared_ptr<buf::Arena>> a =
+        buf::Arena::Create(*region, hello.data_offset, hello.data_bytes);
+    if (!a) return fail(a.error(), {fds[1], fds[2]});
+    arena = std::move(*a);
+  }
   stream_protocol::socket socket(io);
   std::error_code ec;
   socket.assign(stream_protocol(), fd, ec);
   if (ec) return fail(Error(ec, "shm socket"), {fds[1], fds[2]});
-  return std::shared_ptr<Channel>(std::make_shared<ShmChannel>(
-      io, std::move(socket), std::move(*region), *s2c, *c2s, fds[2], fds[1], address.ToString()));
+  return std::shared_ptr<Channel>(
+      std::make_shared<ShmChannel>(io, std::move(socket), std::move(*region), std::move(arena),
+                                   *s2c, *c2s, fds[2], fds[1], address.ToString()));
 }
 
 }  // namespace ninefold::transport

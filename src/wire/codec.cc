@@ -43,6 +43,12 @@ T LoadLe(const std::byte* p) {
   return v;
 }
 
+template <class T>
+void StoreLe(std::byte* p, T v) {
+  if constexpr (std::endian::native == std::endian::big) v = ByteSwap(v);
+  std::memcpy(p, &v, sizeof v);
+}
+
 // ---------------------------------------------------------------------------------------
 // Decoding. The first failure is recorded (sticky) and every later read is a no-op, so a
 // record's walk never has to stop midway; the caller checks failed() once.
@@ -534,6 +540,48 @@ Result<Frame> Decode(std::span<const std::byte> frame, Dialect dialect, const Li
   }
   if (r.failed()) return Unexpected(r.TakeError());
   return out;
+}
+
+Result<Frame> Decode(std::span<const std::byte> head, std::span<const std::byte> payload,
+                     Dialect dialect, const Limits& limits) {
+  if (payload.empty()) return Decode(head, dialect, limits);
+  // Only messages that end in count[4] data[count]; their heads hold no strings.
+  constexpr size_t kLongestHead = kHeaderSize + 4 + 8 + 4;  // Twrite: fid offset count
+  if (head.size() < kHeaderSize + 4 || head.size() > kLongestHead) {
+    return Unexpected(
+        Error(Errc::kSizeMismatch,
+              fmt::format("a head of {} bytes before a separate payload", head.size())));
+  }
+  auto type = static_cast<uint8_t>(head[4]);
+  if (type != Twrite::kType && type != Rread::kType && type != Rreaddir::kType) {
+    return Unexpected(Error(Errc::kSizeMismatch,
+                            fmt::format("{} cannot carry a separate payload", TypeName(type))));
+  }
+  uint32_t size = LoadLe<uint32_t>(head.data());
+  uint32_t count = LoadLe<uint32_t>(head.data() + head.size() - 4);
+  if (count != payload.size() || size != head.size() + payload.size()) {
+    return Unexpected(Error(Errc::kSizeMismatch,
+                            fmt::format("size {} count {} for a {}-byte head and {}-byte payload",
+                                        size, count, head.size(), payload.size())));
+  }
+  if (size > limits.msize) {
+    return Unexpected(
+        Error(Errc::kFrameTooLarge, fmt::format("size {} > msize {}", size, limits.msize)));
+  }
+  // Decode the head as a frame with an empty payload, then point its data at the payload.
+  std::array<std::byte, kLongestHead> copy{};
+  std::memcpy(copy.data(), head.data(), head.size());
+  StoreLe<uint32_t>(copy.data(), static_cast<uint32_t>(head.size()));
+  StoreLe<uint32_t>(copy.data() + head.size() - 4, 0);
+  Result<Frame> frame =
+      Decode(std::span<const std::byte>(copy.data(), head.size()), dialect, limits);
+  if (!frame) return frame;
+  std::visit(
+      [&](auto& m) {
+        if constexpr (requires { m.data.bytes; }) m.data = Data(payload);
+      },
+      frame->msg);
+  return frame;
 }
 
 Result<size_t> EncodedSize(const Frame& frame, Dialect dialect) {

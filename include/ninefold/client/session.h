@@ -56,6 +56,7 @@
 #include "asio/dispatch.hpp"
 #include "asio/io_context.hpp"
 #include "ninefold/base/result.h"
+#include "ninefold/buf/buffer.h"
 #include "ninefold/transport/channel.h"
 #include "ninefold/wire/messages.h"
 
@@ -95,8 +96,13 @@ struct SessionStats {
   uint64_t flushes = 0;        // Tflush sent
   uint64_t bytes_read = 0;     // Rread payload delivered into callers' buffers
   uint64_t bytes_written = 0;  // Twrite payload the server accepted
-  uint64_t bytes_copied = 0;   // payload bytes the client copied (every Rread byte today)
-  uint64_t bytes_shared = 0;   // payload bytes moved without a copy (shm transport)
+  // How payload moved (see buf/buffer.h and docs/shm.md). Each read or write byte is
+  // counted once, by the strategy the Mover chose for it:
+  uint64_t bytes_copied = 0;  // (a) copied by the client: out of a reply, or into a
+                              //     request on shm (bytes_placed is not counted here)
+  uint64_t bytes_placed = 0;  // (b) through the caller's shared buffer (AllocateBuffer):
+                              //     the server's own read or write was the only copy
+  uint64_t bytes_shared = 0;  // (c) delivered by sharing pages: no copy at all
 };
 
 // One directory entry of AsyncReaddir, owned. For 9P2000/.u the entry comes from a stat
@@ -208,10 +214,30 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Reads up to dest.size() bytes at offset (concurrent Treads when larger than the
   // iounit). Completes with the bytes read: fewer only at the end of the file.
+  // The same call for every transport and buffer: when dest lies in a buffer from
+  // AllocateBuffer on a shared-memory session, the server writes the data there itself
+  // (stats: bytes_placed); otherwise the client copies it from the reply (bytes_copied).
   template <class Token>
   auto AsyncRead(Fid fid, uint64_t offset, std::span<std::byte> dest, Token&& token) {
     return Call<size_t>(
         token, [=, this](Done<size_t> done) { StartRead(fid, offset, dest, std::move(done)); });
+  }
+  // The same, for a buffer reference (Virtual or Region; EINVAL for kinds a read cannot
+  // land in here).
+  template <class Token>
+  auto AsyncRead(Fid fid, uint64_t offset, const buf::BufferRef& dest, Token&& token) {
+    Result<std::span<std::byte>> bytes = buf::Addressable(dest);
+    return Call<size_t>(token, [=, this](Done<size_t> done) {
+      if (!bytes) return done(Unexpected(bytes.error()));
+      StartRead(fid, offset, *bytes, std::move(done));
+    });
+  }
+
+  // Memory for reads and writes, like malloc's: on a shared-memory session it comes from
+  // the memory the server maps too (so reads land there without a copy by the client and
+  // writes from it are not copied), else from private memory. Any thread.
+  buf::Buffer AllocateBuffer(size_t size) const {
+    return buf::Buffer::Allocate(size, channel_->arena());
   }
   // Writes src at offset (concurrent Twrites when larger than the iounit). Completes with
   // the bytes written; fewer than src.size() only if the server wrote less.
@@ -366,15 +392,18 @@ class Session : public std::enable_shared_from_this<Session> {
   void Send(const wire::Message& request, RawDone done);
   // Sends an encoded frame (tag bytes patched here) followed by `payload`, which is not
   // copied and must stay valid until `done` runs.
-  void SendEncoded(std::vector<std::byte> frame, std::span<const std::byte> payload, RawDone done);
+  // `placement`: where the server may write the reply's payload itself (shm).
+  void SendEncoded(std::vector<std::byte> frame, std::span<const std::byte> payload, RawDone done,
+                   std::span<std::byte> placement = {});
 
   std::shared_ptr<OpState> NewOp();
   void Cancel(const std::shared_ptr<OpState>& op);  // any thread
   // io thread: the request machinery (session.cc).
   void Transmit(uint16_t tag, std::vector<std::byte> frame, std::span<const std::byte> payload,
-                RawDone done);
+                RawDone done, std::span<std::byte> placement);
   void Pump();
-  void Emit(std::vector<std::byte> frame, std::span<const std::byte> payload);
+  void Emit(std::vector<std::byte> frame, std::span<const std::byte> payload,
+            std::span<std::byte> placement);
   void FlushBatch();
   RawDone Retire(uint16_t tag);
   void Flush(uint16_t tag, Error why);
@@ -384,8 +413,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnClose(const Error& why);
   void ScheduleSweep(std::chrono::steady_clock::time_point due);
   void Sweep();
-  void CountRead(size_t n);
-  void CountWritten(size_t n);
+  // How the payload moved: a copy by the client, placed by the server in shared memory,
+  // or shared pages (SessionStats).
+  enum class Moved { kCopied, kPlaced, kShared };
+  void CountRead(size_t n, Moved how);
+  void CountWritten(size_t n, Moved how);
   void StartConnect(Done<std::shared_ptr<Session>> done);
   void StartWalk(Fid fid, Fid newfid, std::vector<std::string> names,
                  Done<std::vector<wire::Qid>> done);

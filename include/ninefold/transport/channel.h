@@ -24,6 +24,7 @@
 
 #include "asio/io_context.hpp"
 #include "ninefold/base/result.h"
+#include "ninefold/buf/buffer.h"
 #include "ninefold/transport/address.h"
 
 namespace ninefold::transport {
@@ -31,10 +32,16 @@ namespace ninefold::transport {
 // A frame ready to send: `head` then `payload`; `owner` keeps the payload's memory alive
 // until it is written. With an empty payload, `head` may also hold several whole frames
 // back to back (a client's batch), sent in order.
+//
+// On a channel with a shared arena (shm), a payload that lies in the arena is sent as a
+// reference to it, not copied; `placement` (a range of the arena, one request only)
+// tells the peer where it may write this request's reply payload itself (a Tread's
+// destination). Byte streams ignore `placement` and send payloads inline.
 struct OutFrame {
   std::vector<std::byte> head;
   std::span<const std::byte> payload;
   std::shared_ptr<const void> owner;
+  std::span<std::byte> placement;
 };
 
 class Channel {
@@ -84,6 +91,18 @@ class Channel {
   // make no security decision on a frame's contents (a client; never a server, which
   // checks names and then uses them). Other channels ignore it.
   virtual void DeliverInPlace() {}
+
+  // Memory both ends have mapped (shm), from which the owner allocates buffers the peer
+  // may write into or read from without a copy; null for byte streams.
+  virtual std::shared_ptr<buf::Arena> arena() const { return nullptr; }
+  // Only from inside the FrameHandler. When the peer sent the current frame's trailing
+  // payload (Twrite, Rread, Rreaddir data) by reference into the arena, `frame` is only
+  // its head and this is the payload (wire::Decode(head, payload) joins them); else empty.
+  virtual std::span<const std::byte> FramePayload() const { return {}; }
+  // Only from inside the FrameHandler: the range of the arena where the peer asked the
+  // reply's payload to be written (its OutFrame::placement), checked to lie inside the
+  // arena; empty when none. Valid while the channel lives.
+  virtual std::span<std::byte> FramePlacement() const { return {}; }
 };
 
 class Listener {

@@ -48,6 +48,14 @@ uint8_t TypeOf(const Message& msg);
 [[nodiscard]] Result<Frame> Decode(std::span<const std::byte> frame, Dialect dialect,
                                    const Limits& limits = {});
 
+// Decodes a frame whose trailing payload (Twrite, Rread or Rreaddir data) lies apart from
+// the rest (a shared-memory channel sends it by reference): `head` is the frame up to
+// and including the count field, whose size field counts the payload too. With an
+// empty payload this is Decode(head). The message's data views `payload`.
+[[nodiscard]] Result<Frame> Decode(std::span<const std::byte> head,
+                                   std::span<const std::byte> payload, Dialect dialect,
+                                   const Limits& limits = {});
+
 // Bytes the encoded frame takes. Fails (kWrongDialect, kStringTooLong, kCountTooLarge)
 // when the frame cannot be encoded in `dialect` at all.
 [[nodiscard]] Result<size_t> EncodedSize(const Frame& frame, Dialect dialect);

@@ -1,0 +1,114 @@
+#include "ninefold/buf/buffer.h"
+
+#include <cstdlib>
+#include <string>
+#include <utility>
+
+namespace ninefold::buf {
+
+uint64_t LengthOf(const BufferRef& ref) {
+  return std::visit(
+      [](const auto& r) -> uint64_t {
+        if constexpr (requires { r.bytes; }) {
+          return r.bytes.size();
+        } else {
+          return r.length;
+        }
+      },
+      ref);
+}
+
+Result<std::span<std::byte>> Addressable(const BufferRef& ref) {
+  if (const auto* v = std::get_if<Virtual>(&ref)) return v->bytes;
+  if (const auto* r = std::get_if<RegionRef>(&ref)) {
+    if (!r->region)
+      return Unexpected(Error(std::errc::invalid_argument, "region reference to no region"));
+    return r->region->Bytes(r->offset, r->length);
+  }
+  if (const auto* p = std::get_if<Pages>(&ref); p && p->region) {
+    // Addressable when the pages are consecutive: one span of the region.
+    bool consecutive = true;
+    for (size_t i = 1; i < p->pages.size(); ++i) consecutive &= p->pages[i] == p->pages[0] + i;
+    if (consecutive && !p->pages.empty()) {
+      return p->region->Bytes(uint64_t{p->pages[0]} * kPageSize + p->first_offset, p->length);
+    }
+  }
+  return Unexpected(
+      Error(std::errc::invalid_argument, "buffer reference kind is not addressable memory here"));
+}
+
+Arena::Arena(std::shared_ptr<Region> region, uint64_t offset, uint64_t size)
+    : region_(std::move(region)),
+      offset_(offset),
+      bytes_(region_->data() + offset, size),
+      pages_(static_cast<uint32_t>(size / kPageSize)) {}
+
+Result<std::shared_ptr<Arena>> Arena::Create(std::shared_ptr<Region> region, uint64_t offset,
+                                             uint64_t size) {
+  if (!region || offset % kPageSize != 0 || size % kPageSize != 0 || size == 0 ||
+      !region->Contains(offset, size)) {
+    return Unexpected(Error(std::errc::invalid_argument,
+                            "arena " + std::to_string(offset) + "+" + std::to_string(size) +
+                                " is not whole pages inside its region"));
+  }
+  return std::shared_ptr<Arena>(new Arena(std::move(region), offset, size));
+}
+
+Buffer Buffer::Allocate(size_t size, const std::shared_ptr<Arena>& arena) {
+  Buffer b;
+  size_t pages = (size + kPageSize - 1) / kPageSize;
+  if (pages == 0) return b;
+  if (arena && pages <= UINT32_MAX) {
+    Result<PageRun> run = arena->pages().Allocate(static_cast<uint32_t>(pages));
+    if (run) {
+      b.arena_ = arena;
+      b.run_ = *run;
+      b.data_ = arena->bytes().data() + uint64_t{run->first} * kPageSize;
+      b.size_ = size;
+      return b;
+    }
+  }
+  b.data_ = static_cast<std::byte*>(std::aligned_alloc(kPageSize, pages * kPageSize));
+  if (b.data_ == nullptr) throw std::bad_alloc();
+  b.size_ = size;
+  return b;
+}
+
+Buffer::~Buffer() { Release(); }
+
+void Buffer::Release() {
+  if (arena_) {
+    arena_->pages().Free(run_);
+  } else {
+    std::free(data_);
+  }
+  arena_.reset();
+  data_ = nullptr;
+  size_ = 0;
+}
+
+Buffer::Buffer(Buffer&& other) noexcept
+    : arena_(std::move(other.arena_)),
+      run_(other.run_),
+      data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)) {}
+
+Buffer& Buffer::operator=(Buffer&& other) noexcept {
+  if (this != &other) {
+    Release();
+    arena_ = std::move(other.arena_);
+    run_ = other.run_;
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+  }
+  return *this;
+}
+
+BufferRef Buffer::ref() const {
+  if (arena_) {
+    return RegionRef{arena_->region(), arena_->offset() + uint64_t{run_.first} * kPageSize, size_};
+  }
+  return Virtual{span()};
+}
+
+}  // namespace ninefold::buf
