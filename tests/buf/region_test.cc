@@ -1,5 +1,6 @@
-// Regions: memfd creation and sealing, mapping a peer's descriptor, range checks, and the
-// page allocator's first-fit allocation with coalescing frees.
+// Regions: memfd creation and sealing, mapping a peer's descriptor, range checks, the
+// page allocator's first-fit allocation with coalescing frees, and buffers from arenas
+// with their references.
 #include "ninefold/buf/region.h"
 
 #include <fcntl.h>
@@ -9,6 +10,7 @@
 #include <cstring>
 
 #include "gtest/gtest.h"
+#include "ninefold/buf/buffer.h"
 
 namespace ninefold::buf {
 namespace {
@@ -85,6 +87,47 @@ TEST(PageAllocatorDeathTest, DoubleFreeAborts) {
   ASSERT_TRUE(x);
   a.Free(*x);
   EXPECT_DEATH(a.Free(*x), "NINEFOLD_CHECK");
+}
+
+// Buffers come from an arena while it has room, then from private memory; references
+// say which, and address the same bytes.
+TEST(BufferTest, ArenaFirstThenPrivateAndReferencesAddressTheSameBytes) {
+  auto region = Region::Create(16 * kPageSize, "buffer-test");
+  ASSERT_TRUE(region);
+  auto arena = Arena::Create(*region, 4 * kPageSize, 8 * kPageSize);
+  ASSERT_TRUE(arena) << arena.error().ToString();
+  EXPECT_FALSE(Arena::Create(*region, 100, kPageSize));                 // not page-aligned
+  EXPECT_FALSE(Arena::Create(*region, 12 * kPageSize, 8 * kPageSize));  // past the end
+
+  Buffer a = Buffer::Allocate(5 * kPageSize + 1, *arena);  // 6 pages
+  ASSERT_TRUE(a.shared());
+  EXPECT_TRUE((*arena)->Contains(a.data(), a.size()));
+  Buffer b = Buffer::Allocate(3 * kPageSize, *arena);  // only 2 pages left: private
+  EXPECT_FALSE(b.shared());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(b.data()) % kPageSize, 0u);
+  EXPECT_FALSE((*arena)->Contains(b.data(), 1));
+  EXPECT_EQ((*arena)->pages().free_pages(), 2u);
+
+  BufferRef ra = a.ref();
+  ASSERT_TRUE(std::holds_alternative<RegionRef>(ra));
+  EXPECT_EQ(std::get<RegionRef>(ra).offset, 4 * kPageSize);
+  EXPECT_EQ(LengthOf(ra), a.size());
+  auto bytes = Addressable(ra);
+  ASSERT_TRUE(bytes);
+  EXPECT_EQ(bytes->data(), a.data());
+  EXPECT_TRUE(std::holds_alternative<Virtual>(b.ref()));
+  EXPECT_EQ(Addressable(b.ref())->data(), b.data());
+  EXPECT_FALSE(Addressable(FileRef{0, 0, 10}));
+  Pages scattered{*region, {1, 3}, 0, 2 * kPageSize};
+  EXPECT_FALSE(Addressable(scattered));
+  Pages run{*region, {1, 2}, 100, kPageSize};
+  ASSERT_TRUE(Addressable(run));
+  EXPECT_EQ(Addressable(run)->data(), (*region)->data() + kPageSize + 100);
+
+  Buffer moved = std::move(a);
+  EXPECT_EQ(a.data(), nullptr);  // NOLINT(bugprone-use-after-move): moved-from is empty
+  moved = Buffer();
+  EXPECT_EQ((*arena)->pages().free_pages(), 8u);  // freed by the assignment
 }
 
 }  // namespace

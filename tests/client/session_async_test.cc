@@ -212,6 +212,133 @@ TEST_P(SessionAsync, TenThousandRandomReadsInFlightMatchTheFile) {
   EXPECT_GE(s().stats().bytes_read, 10000u);
 }
 
+// The Mover, seen through the counters: the same AsyncRead/AsyncWrite calls, with a
+// buffer from AllocateBuffer or ordinary memory. Over shm (ninefold serve) the buffer
+// lies in the shared arena and the server writes reads there itself (bytes_placed, no
+// client copy) and takes writes from there (no copy into the ring); over sockets the
+// buffer is private and every byte is copied once by the client.
+TEST_P(SessionAsync, BufferStrategyFollowsTheTransport) {
+  const auto content = RandomBytes((3 << 20) + 777, 11);
+  WriteHostFile(Host("big"), content);
+  OpenFile("big", 256 * 1024);
+  const bool shm = GetParam().net == Net::kShm;
+
+  buf::Buffer shared = s().AllocateBuffer(content.size());
+  EXPECT_EQ(shared.shared(), shm);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(shared.data()) % buf::kPageSize, 0u);
+  client::SessionStats before = s().stats();
+  auto n = Get(s().AsyncRead(fid_, 0, shared.span(), asio::use_future));
+  ASSERT_TRUE(n) << n.error().ToString();
+  ASSERT_EQ(*n, content.size());
+  EXPECT_EQ(std::memcmp(shared.data(), content.data(), content.size()), 0);
+  client::SessionStats after = s().stats();
+  EXPECT_EQ(after.bytes_read - before.bytes_read, content.size());
+  EXPECT_EQ(after.bytes_placed - before.bytes_placed, shm ? content.size() : 0);
+  EXPECT_EQ(after.bytes_copied - before.bytes_copied, shm ? 0 : content.size());
+  EXPECT_EQ(after.bytes_shared - before.bytes_shared, 0u);
+
+  // Ordinary memory: the client copies, whatever the transport. Misaligned on purpose.
+  std::vector<std::byte> plain(content.size() + 1);
+  before = after;
+  n = Get(s().AsyncRead(fid_, 5, std::span(plain).subspan(1), asio::use_future));
+  ASSERT_TRUE(n) << n.error().ToString();
+  ASSERT_EQ(*n, content.size() - 5);
+  EXPECT_EQ(std::memcmp(plain.data() + 1, content.data() + 5, *n), 0);
+  after = s().stats();
+  EXPECT_EQ(after.bytes_copied - before.bytes_copied, *n);
+  EXPECT_EQ(after.bytes_placed - before.bytes_placed, 0u);
+
+  // A buffer reference reads the same way as its span.
+  std::fill_n(shared.data(), 4096, std::byte{0});
+  n = Get(s().AsyncRead(fid_, 4096, shared.ref(), asio::use_future));
+  ASSERT_TRUE(n) << n.error().ToString();
+  EXPECT_EQ(*n, content.size() - 4096);
+  EXPECT_EQ(std::memcmp(shared.data(), content.data() + 4096, *n), 0);
+  EXPECT_EQ(s().stats().bytes_placed - after.bytes_placed, shm ? *n : 0);
+  int fd = -1;
+  auto refused = Get(s().AsyncRead(fid_, 0, buf::FileRef{fd, 0, 10}, asio::use_future));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), std::errc::invalid_argument);
+
+  // Writes from a shared buffer go by reference over shm.
+  WriteHostFile(Host("out"), Bytes(""));
+  Result<Fid> out = OpenNew(*conn_, root_, {"out"}, O_RDWR);
+  ASSERT_TRUE(out) << out.error().ToString();
+  std::memcpy(shared.data(), content.data(), content.size());
+  before = s().stats();
+  auto w = Get(s().AsyncWrite(*out, 0, shared.span(), asio::use_future));
+  ASSERT_TRUE(w) << w.error().ToString();
+  EXPECT_EQ(*w, content.size());
+  after = s().stats();
+  EXPECT_EQ(after.bytes_placed - before.bytes_placed, shm ? content.size() : 0);
+  EXPECT_EQ(after.bytes_copied - before.bytes_copied, shm ? 0 : content.size());
+  EXPECT_TRUE(ReadHostFile(Host("out")) == content) << "written file differs";
+}
+
+// Many reads in flight, each into its own buffer from AllocateBuffer (over shm: placed
+// in the arena by the server), at random offsets and sizes, checked byte for byte; the
+// arena's pages all come back when the buffers are freed.
+TEST_P(SessionAsync, RandomReadsIntoAllocatedBuffersMatchTheFile) {
+  const auto content = RandomBytes(2 << 20, 13);
+  WriteHostFile(Host("big"), content);
+  OpenFile("big");
+  constexpr int kReads = 2000;
+  struct State {
+    std::mutex mu;
+    int issued = 0, completed = 0, failed = 0, mismatched = 0;
+    std::promise<void> done;
+  };
+  auto st = std::make_shared<State>();
+  auto session = conn_->session();
+  std::function<void()> issue;
+  std::mt19937_64 rng(5);  // io thread only (after the first post)
+  issue = [&, st, session] {
+    {
+      std::lock_guard lock(st->mu);
+      ++st->issued;
+    }
+    uint64_t offset = rng() % content.size();
+    size_t len = 1 + rng() % (3 * s().msize());
+    auto b = std::make_shared<buf::Buffer>(session->AllocateBuffer(len));
+    session->AsyncRead(fid_, offset, b->span(), [&, st, b, offset](Result<size_t> r) mutable {
+      bool again;
+      {
+        std::lock_guard lock(st->mu);
+        size_t want = std::min(b->size(), content.size() - offset);
+        if (!r) {
+          ++st->failed;
+        } else if (*r != want || std::memcmp(b->data(), content.data() + offset, want) != 0) {
+          ++st->mismatched;
+        }
+        b.reset();  // freed before it counts: the arena is whole again after the last
+        ++st->completed;
+        again = st->issued < kReads;
+        if (st->completed == kReads) st->done.set_value();
+      }
+      if (again) issue();
+    });
+  };
+  auto done = st->done.get_future();
+  asio::post(conn_->io(), [&] {
+    for (int i = 0; i < 32; ++i) issue();
+  });
+  ASSERT_TRUE(WaitOrClose(done, 120s, *conn_));
+  std::lock_guard lock(st->mu);
+  EXPECT_EQ(st->failed, 0);
+  EXPECT_EQ(st->mismatched, 0);
+  client::SessionStats stats = s().stats();
+  if (GetParam().net == Net::kShm) {
+    EXPECT_EQ(stats.bytes_placed, stats.bytes_read);
+    EXPECT_EQ(stats.bytes_copied, 0u);
+  } else {
+    EXPECT_EQ(stats.bytes_copied, stats.bytes_read);
+  }
+  // Every page is free again: the whole arena (64 MiB) comes in one piece, and more than
+  // it falls back to private memory.
+  EXPECT_EQ(s().AllocateBuffer(64 << 20).shared(), GetParam().net == Net::kShm);
+  EXPECT_FALSE(s().AllocateBuffer((64 << 20) + 1).shared());
+}
+
 TEST_P(SessionAsync, WriteLargerThanMsizeReadsBackIdentical) {
   WriteHostFile(Host("out"), Bytes(""));
   conn_ = Connect({.msize = 65536});

@@ -22,6 +22,7 @@
 #include "asio/post.hpp"
 #include "gtest/gtest.h"
 #include "ninefold/transport/channel.h"
+#include "ninefold/transport/ring.h"
 
 namespace ninefold::transport {
 namespace {
@@ -53,7 +54,10 @@ size_t OpenFds() {
   return n;
 }
 
-// An io thread and a shm listener that echoes every frame back on its channel.
+// An io thread and a shm listener that echoes every frame back on its channel (a payload
+// that came apart, by reference into the arena, is echoed joined to its head). A frame
+// with a placement is answered with an 11-byte head and a payload the server writes into
+// the placement (MakeFrame's pattern), which therefore goes back by reference.
 class EchoServer {
  public:
   EchoServer()
@@ -64,8 +68,28 @@ class EchoServer {
       ch->SetMaxFrame(4u << 20);
       std::weak_ptr<Channel> weak = ch;
       ch->Start(
-          [weak](std::span<const std::byte> f) {
-            if (auto c = weak.lock()) c->Send(OutFrame{{f.begin(), f.end()}, {}, nullptr});
+          [this, weak](std::span<const std::byte> f) {
+            auto c = weak.lock();
+            if (!c) return;
+            std::span<std::byte> place = c->FramePlacement();
+            std::span<const std::byte> apart = c->FramePayload();
+            if (!place.empty()) {
+              placements_++;
+              uint32_t seq;
+              std::memcpy(&seq, f.data() + 7, 4);
+              std::vector<std::byte> head = MakeFrame(seq, 11);
+              auto size = static_cast<uint32_t>(11 + place.size());
+              std::memcpy(head.data(), &size, 4);
+              for (size_t i = 0; i < place.size(); ++i) {
+                place[i] = static_cast<std::byte>((seq + 11 + i) & 0xff);
+              }
+              c->Send(OutFrame{std::move(head), place, nullptr});
+              return;
+            }
+            if (!apart.empty()) payloads_apart_++;
+            std::vector<std::byte> whole(f.begin(), f.end());
+            whole.insert(whole.end(), apart.begin(), apart.end());
+            c->Send(OutFrame{std::move(whole), {}, nullptr});
           },
           [this, ch](const Error& why) mutable {
             std::lock_guard lock(mu_);
@@ -99,6 +123,8 @@ class EchoServer {
     std::lock_guard lock(mu_);
     return closes_;
   }
+  uint32_t payloads_apart() const { return payloads_apart_; }
+  uint32_t placements() const { return placements_; }
 
  private:
   static inline int counter_ = 0;
@@ -110,6 +136,7 @@ class EchoServer {
   std::mutex mu_;
   std::vector<std::weak_ptr<Channel>> accepted_;  // guarded by mu_
   std::vector<Error> closes_;                     // guarded by mu_
+  std::atomic<uint32_t> payloads_apart_{0}, placements_{0};
 };
 
 // A client channel on its own io thread that collects echoed frames.
@@ -123,10 +150,16 @@ struct Client {
     channel->SetMaxFrame(4u << 20);
     channel->Start(
         [this](std::span<const std::byte> f) {
+          std::span<const std::byte> apart = channel->FramePayload();
+          std::vector<std::byte> whole(f.begin(), f.end());
+          if (!apart.empty()) {
+            payload_at = apart.data();
+            whole.insert(whole.end(), apart.begin(), apart.end());
+          }
           uint32_t seq;
-          if (!FrameOk(f, &seq) || seq != received) bad++;
+          if (!FrameOk(whole, &seq) || seq != received) bad++;
           received++;
-          bytes += f.size();
+          bytes += whole.size();
         },
         [this](const Error& why) { closed.set_value(why); });
     thread = std::thread([this] { io.run(); });
@@ -142,6 +175,7 @@ struct Client {
   std::thread thread;
   std::atomic<uint32_t> received{0}, bad{0};
   std::atomic<uint64_t> bytes{0};
+  std::atomic<const std::byte*> payload_at{nullptr};  // the last payload that came apart
   std::promise<Error> closed;
 };
 
@@ -178,6 +212,56 @@ TEST(ShmChannelTest, HeadAndPayloadTravelAsOneFrame) {
   ASSERT_TRUE(WaitFor([&] { return client.received == 1; }, 10s));
   EXPECT_EQ(client.bad, 0u);
   EXPECT_EQ(client.bytes, 5000u);
+}
+
+// A payload that lies in the shared arena travels as a reference: the server sees it
+// apart from the head, at the same bytes, and nothing is lost.
+TEST(ShmChannelTest, PayloadInTheArenaTravelsByReference) {
+  EchoServer server;
+  Client client(server.address());
+  std::shared_ptr<buf::Arena> arena = client.channel->arena();
+  ASSERT_NE(arena, nullptr);
+  auto whole = MakeFrame(0, 300000);
+  buf::Buffer payload = buf::Buffer::Allocate(whole.size() - 100, arena);
+  ASSERT_TRUE(payload.shared());
+  std::memcpy(payload.data(), whole.data() + 100, payload.size());
+  client.channel->Send(OutFrame{{whole.begin(), whole.begin() + 100}, payload.span(), nullptr});
+  ASSERT_TRUE(WaitFor([&] { return client.received == 1; }, 10s));
+  EXPECT_EQ(client.bad, 0u);
+  EXPECT_EQ(client.bytes, whole.size());
+  EXPECT_EQ(server.payloads_apart(), 1u);
+}
+
+// A placement: the server writes the reply's payload into the client's buffer itself and
+// the reply refers to it — the client finds the data where it asked for it.
+TEST(ShmChannelTest, PlacementIsWhereTheReplyPayloadArrives) {
+  EchoServer server;
+  Client client(server.address());
+  buf::Buffer dest = buf::Buffer::Allocate(1 << 20, client.channel->arena());
+  ASSERT_TRUE(dest.shared());
+  std::memset(dest.data(), 0xee, dest.size());
+  for (uint32_t i = 0; i < 20; ++i) {
+    std::span<std::byte> place = dest.span().subspan(i * 4096, 10000 + i);
+    client.channel->Send(OutFrame{MakeFrame(i, 11), {}, nullptr, place});
+    ASSERT_TRUE(WaitFor([&] { return client.received == i + 1; }, 10s));
+    EXPECT_EQ(client.payload_at.load(), place.data()) << "reply " << i;
+  }
+  EXPECT_EQ(client.bad, 0u);
+  EXPECT_EQ(server.placements(), 20u);
+}
+
+// Byte streams have no arena: a placement is ignored and a payload is sent inline.
+TEST(ShmChannelTest, ByteStreamsHaveNoArena) {
+  asio::io_context io;
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  auto ch = OpenFdChannel(io, sv[0], sv[0]);
+  ASSERT_TRUE(ch) << ch.error().ToString();
+  EXPECT_EQ((*ch)->arena(), nullptr);
+  EXPECT_TRUE((*ch)->FramePayload().empty());
+  EXPECT_TRUE((*ch)->FramePlacement().empty());
+  (*ch)->Close();
+  ::close(sv[1]);
 }
 
 // A client's batch: several whole frames back to back in one OutFrame's head.
@@ -362,6 +446,81 @@ TEST(ShmChannelHostileTest, ScribblerIsCutOffOthersUnaffected) {
   ::munmap(region, hello.region_bytes);
   for (int f : fds) ::close(f);
   ::close(fd);
+}
+
+// A hostile client whose ring records carry trailers that point outside the data area,
+// name an unknown kind, or make a record longer than its frame without one: each time
+// the server closes that connection with a reason naming the fault, and never touches
+// memory outside the region (ASan runs this too).
+TEST(ShmChannelHostileTest, BadTrailersCloseTheConnection) {
+  struct Case {
+    const char* name;
+    uint32_t magic, kind;
+    uint64_t offset, length;  // offset: from the data area's start (UINT64_MAX: its end)
+    const char* expect;       // in the close reason
+  };
+  const Case cases[] = {
+      {"payload past the end", 0x5254464e, 2, UINT64_MAX, 4096, "outside a data area"},
+      {"placement past the end", 0x5254464e, 1, UINT64_MAX - 4095, 8192, "outside a data area"},
+      {"huge length", 0x5254464e, 2, 0, UINT64_MAX, "outside a data area"},
+      {"unknown kind", 0x5254464e, 9, 0, 64, "trailer kind 9"},
+      {"no magic", 0x12345678, 2, 0, 64, "without a trailer"},
+      {"payload size mismatch", 0x5254464e, 2, 0, 7, "size field"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    EchoServer server;
+    std::string path = server.address().substr(4);
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    std::strncpy(sun.sun_path, path.c_str(), sizeof sun.sun_path - 1);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun), 0);
+    struct {
+      uint32_t magic, version;
+      uint64_t region_bytes;
+      uint32_t ring_bytes, c2s, s2c, reserved;
+      uint64_t data_offset, data_bytes;
+    } hello{};
+    int fds[3] = {-1, -1, -1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
+    iovec iov{&hello, sizeof hello};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ASSERT_EQ(::recvmsg(fd, &msg, 0), static_cast<ssize_t>(sizeof hello));
+    std::memcpy(fds, CMSG_DATA(CMSG_FIRSTHDR(&msg)), sizeof fds);
+    auto* region = static_cast<std::byte*>(
+        ::mmap(nullptr, hello.region_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0));
+    ASSERT_NE(region, MAP_FAILED);
+    auto ring = RingView::Attach({region + hello.c2s, hello.ring_bytes});
+    ASSERT_TRUE(ring) << ring.error().ToString();
+    RingProducer tx(*ring);
+    // A Twrite-shaped head (23 bytes) whose size field counts a payload of c.length.
+    std::vector<std::byte> head = MakeFrame(1, 23);
+    auto declared = static_cast<uint32_t>(23 + (c.length < 1u << 20 ? c.length : 0));
+    std::memcpy(head.data(), &declared, 4);
+    struct {
+      uint32_t magic, kind;
+      uint64_t offset, length;
+    } trailer{c.magic, c.kind, c.offset == UINT64_MAX ? hello.data_bytes : c.offset, c.length};
+    if (c.offset == UINT64_MAX - 4095) trailer.offset = hello.data_bytes - 4096;
+    if (std::string_view(c.name) == "payload size mismatch") trailer.length = 64;
+    auto pushed = tx.TryPush(head, std::as_bytes(std::span(&trailer, 1)));
+    ASSERT_TRUE(pushed && *pushed);
+    uint64_t one = 1;
+    ASSERT_EQ(::write(fds[1], &one, 8), 8);
+    bool closed = WaitFor([&] { return !server.closes().empty(); }, 10s);
+    ASSERT_TRUE(closed) << "the server did not close the connection";
+    Error why = server.closes()[0];
+    EXPECT_TRUE(why.code()) << why.ToString();
+    EXPECT_NE(why.ToString().find(c.expect), std::string::npos) << why.ToString();
+    ::munmap(region, hello.region_bytes);
+    for (int f : fds) ::close(f);
+    ::close(fd);
+  }
 }
 
 }  // namespace

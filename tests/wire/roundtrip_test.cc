@@ -114,6 +114,25 @@ void CheckRoundTrip(Dialect d, uint32_t seed) {
   head.insert(head.end(), h->payload.begin(), h->payload.end());
   EXPECT_EQ(head, *bytes);
 
+  // Decoding the head and a payload that lies apart (a shared-memory reference) gives
+  // the same message, its data viewing the payload where it lies.
+  if (!h->payload.empty()) {
+    std::span<const std::byte> apart_head(bytes->data(), h->head_size);
+    Result<Frame> split = Decode(apart_head, h->payload, d);
+    ASSERT_TRUE(split) << split.error().ToString();
+    EXPECT_TRUE(std::get<M>(split->msg) == msg);
+    EXPECT_EQ(split->tag, frame.tag);
+    std::visit(
+        [&](const auto& m) {
+          if constexpr (requires { m.data.bytes; }) {
+            EXPECT_EQ(m.data.bytes.data(), h->payload.data());
+          }
+        },
+        split->msg);
+    // A payload one byte short or long of the count is refused.
+    EXPECT_FALSE(Decode(apart_head, h->payload.first(h->payload.size() - 1), d));
+  }
+
   // Printing names the message and every field present in this dialect.
   std::string line = Format(*back, d);
   EXPECT_EQ(line.rfind(std::string(M::kName) + " tag ", 0), 0u) << line;
