@@ -5,13 +5,18 @@
 #   bench/shm_vs_sockets.sh [BUILD_DIR]        (default build/release; builds nothing)
 #
 # 1. bench/pingpong: thread round trips over a shared cache line, the shared ring
-#    (spinning / sleeping), a futex, an eventfd, a Unix socket, TCP; memcpy of 1 MiB.
+#    (spinning / sleeping), a futex, an eventfd, a Unix socket, TCP; memcpy of 1 MiB hot
+#    (in cache) and cold (from memory: the ceiling of any copying read of a large file).
 # 2. Null-op round trip: `ninefold bench --op getattr` on a ramfs file, 1 outstanding,
 #    over shm spinning (the default), shm sleeping (NINEFOLD_SHM_SPIN_US=0 on both
 #    sides), unix and tcp: p50 and p99.
 # 3. Sequential read of a IO_BYTES (1G) file from ramfs and from exportfs (on tmpfs) in
-#    msize-sized requests (1 MiB - 24), READ_OUTSTANDING (4) in flight: MB/s and bytes
-#    copied per byte delivered.
+#    msize-sized requests (1 MiB - 24), READ_OUTSTANDING (4) in flight: over shm once per
+#    `ninefold bench --buffer` (private: the client copies, strategy a; shared: buffers
+#    in the arena, the server places the data, b; aligned: page-aligned private memory,
+#    page sharing c where the server offers it, else a copy), then unix and tcp. Each row
+#    shows MB/s and bytes copied / placed / shared per byte delivered, as the session
+#    counted them (so a row shows the strategy that really ran), then ratios between rows.
 #
 # Environment: SECONDS_PER_ROW (3), IO_BYTES (1G), READ_OUTSTANDING (4), BENCH_DIR
 # (/dev/shm/ninefold-shm-bench, removed at the end). Servers listen on 127.0.0.1 or
@@ -72,7 +77,11 @@ json_field() {
 }
 
 echo "== machine limits (bench/pingpong)"
-"$PINGPONG" --iterations 50000
+LIMITS=$("$PINGPONG" --iterations 50000)
+echo "$LIMITS"
+# A large file's sequential read pays copies from memory, not cache: the cold figure is
+# the ceiling for any strategy that copies (a, b).
+COLD_MBPS=$(awk '/memcpy 1 MiB \(cold\)/ { print $(NF-1) * 1000 }' <<<"$LIMITS")
 echo
 
 echo "== null-op round trip: getattr on a ramfs file, 1 outstanding, $SECS s each"
@@ -99,19 +108,52 @@ stop_server
 echo
 
 echo "== sequential read, (1 MiB - 24) requests, $READ_OUTSTANDING in flight, $IO_BYTES file, $SECS s each"
-printf "%-10s %-22s %12s %16s\n" "back end" transport "MB/s" "copied/byte"
+echo "   (copied / placed / shared: bytes the client copied, the server placed in the"
+echo "   caller's shared buffer, or shared as pages, per byte delivered)"
+printf "%-10s %-22s %10s %8s %8s %8s %8s  %s\n" "back end" transport "MB/s" "GB/s" copied placed \
+  shared strategy
+declare -A MBPS
+read_row() {  # TREE NAME ADDR [BUFFER]
+  local tree=$1 name=$2 addr=$3 buffer=${4:-private}
+  local out bytes copied placed shared strategy
+  out=$("$NINEFOLD" bench "$addr" --aname "$tree" --op read --file-size "$IO_BYTES" \
+    --outstanding "$READ_OUTSTANDING" --buffer "$buffer" --duration "$SECS" --warmup 1 --json)
+  MBPS[$tree,$name]=$(json_field "$out" mb_s)
+  bytes=$(json_field "$out" bytes)
+  copied=$(json_field "$out" bytes_copied)
+  placed=$(json_field "$out" bytes_placed)
+  shared=$(json_field "$out" bytes_shared)
+  # The strategy that moved (nearly) every byte, from the counters.
+  strategy=$(perl -e 'my ($b, %n) = @ARGV; my @s = grep { $b && $n{$_} >= 0.99 * $b } sort keys %n;
+    print @s ? $s[0] : "mixed"' "$bytes" "a: copy" "$copied" "b: placed" "$placed" \
+    "c: shared" "$shared")
+  printf "%-10s %-22s %10.0f %8.2f %8.2f %8.2f %8.2f  %s\n" "$tree" "$name" "${MBPS[$tree,$name]}" \
+    "$(perl -e 'print $ARGV[0] / 1000' "${MBPS[$tree,$name]}")" \
+    "$(json_field "$out" copied_per_byte)" "$(json_field "$out" placed_per_byte)" \
+    "$(json_field "$out" shared_per_byte)" "$strategy"
+}
+ratio() {  # TREE LABEL A B: "LABEL: N.Nx", MB/s of row A over row B
+  printf "%-10s %-26s %6.1fx\n" "$1" "$2:" \
+    "$(perl -e 'printf "%.3f", $ARGV[1] > 0 ? $ARGV[0] / $ARGV[1] : 0' "${MBPS[$1,$3]}" \
+      "${MBPS[$1,$4]}")"
+}
 start_server
 for tree in ram disk; do
-  for t in "shm:$SHM" "unix:$UNIX" "tcp:$TCP"; do
-    name=${t%%:*}
-    addr=${t#*:}
-    out=$("$NINEFOLD" bench "$addr" --aname $tree --op read --file-size "$IO_BYTES" \
-      --outstanding "$READ_OUTSTANDING" --duration "$SECS" --warmup 1 --json)
-    mbps=$(json_field "$out" mb_s)
-    copied=$(json_field "$out" bytes_copied)
-    bytes=$(json_field "$out" bytes)
-    printf "%-10s %-22s %12.0f %16s\n" $tree "$name" "$mbps" \
-      "$(perl -e 'printf "%.2f", $ARGV[1] ? $ARGV[0] / $ARGV[1] : 0' "$copied" "$bytes")"
-  done
+  read_row $tree "shm --buffer private" "$SHM" private
+  read_row $tree "shm --buffer shared" "$SHM" shared
+  read_row $tree "shm --buffer aligned" "$SHM" aligned
+  read_row $tree unix "$UNIX"
+  read_row $tree tcp "$TCP"
+done
+echo
+for tree in ram disk; do
+  ratio $tree "shm placed vs tcp" "shm --buffer shared" tcp
+  ratio $tree "shm placed vs unix" "shm --buffer shared" unix
+  ratio $tree "shm placed vs shm copy" "shm --buffer shared" "shm --buffer private"
+  ratio $tree "shm aligned vs shm copy" "shm --buffer aligned" "shm --buffer private"
+  ratio $tree "shm copy vs tcp" "shm --buffer private" tcp
+  printf "%-10s %-26s %6.2fx\n" $tree "shm placed vs cold memcpy:" \
+    "$(perl -e 'printf "%.3f", $ARGV[1] > 0 ? $ARGV[0] / $ARGV[1] : 0' \
+      "${MBPS[$tree,shm --buffer shared]}" "${COLD_MBPS:-0}")"
 done
 stop_server

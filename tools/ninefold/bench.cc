@@ -14,8 +14,13 @@
 //  * Every latency in the window is recorded in a log-bucket histogram (64 linear buckets
 //    per power of two: values within 1/64 of the truth, reported as the bucket's upper
 //    bound; min, max and mean are exact).
-//  * requests/s is T-messages sent in the window (Session::stats()), bytes copied/shared
-//    is what the session's buffer path did with the payload in the window.
+//  * requests/s is T-messages sent in the window (Session::stats()); bytes copied, placed
+//    and shared are what the session's Mover did with the payload in the window (each byte
+//    counted once, by its strategy: see SessionStats), also per byte delivered.
+//  * Every slot owns its read destination or write source, of the memory --buffer names:
+//    private (a std::vector), aligned (page-aligned private memory) or shared
+//    (Session::AllocateBuffer: the shm arena, else private). The memory decides the
+//    strategy: shared -> placed (b), aligned -> page sharing (c) where offered, else copied.
 //
 // Ops (--path is relative to the attached tree):
 //   getattr  Tgetattr (9P2000.L, basic mask) or Tstat (9P2000/.u) of a fid walked once to
@@ -52,6 +57,8 @@
 #include "asio/steady_timer.hpp"
 #include "asio/use_future.hpp"
 #include "fmt/format.h"
+#include "ninefold/buf/buffer.h"
+#include "ninefold/buf/region.h"
 #include "tools/ninefold/client_options.h"
 #include "tools/ninefold/commands.h"
 
@@ -70,7 +77,33 @@ struct BenchOptions {
   double duration = 5;
   double warmup = 1;
   std::string path;
+  std::string buffer = "private";  // read/write memory: private, aligned or shared
   bool json = false;
+};
+
+// One slot's read destination or write source, of the memory --buffer names.
+class IoBuffer {
+ public:
+  IoBuffer() = default;
+  IoBuffer(std::string_view kind, const Session& session, size_t size) {
+    if (kind == "private") {
+      vector_.resize(size);
+      bytes_ = vector_;
+    } else {
+      memory_ = kind == "shared" ? session.AllocateBuffer(size) : buf::Buffer::Allocate(size);
+      bytes_ = memory_.span();
+    }
+  }
+  std::span<std::byte> bytes() const { return bytes_; }
+  bool shared() const { return memory_.shared(); }
+  bool page_aligned() const {
+    return reinterpret_cast<uintptr_t>(bytes_.data()) % buf::kPageSize == 0;
+  }
+
+ private:
+  std::vector<std::byte> vector_;  // private
+  buf::Buffer memory_;             // aligned, shared
+  std::span<std::byte> bytes_;     // into one of them (both keep their bytes when moved)
 };
 
 // Latencies in ns, HDR-style: values below 128 exactly, above in buckets of 1/64 of their
@@ -122,6 +155,8 @@ class Histogram {
 
 // What the window measured.
 struct Measured {
+  // The slots' buffers (read/write): how many lie in the shm arena, how many start on a page.
+  size_t slots_in_arena = 0, slots_page_aligned = 0;
   uint64_t ops = 0;
   uint64_t bytes = 0;
   double seconds = 0;
@@ -145,12 +180,17 @@ class Load : public std::enable_shared_from_this<Load> {
         warmup_timer_(session_->get_executor()),
         end_timer_(session_->get_executor()),
         slots_(opt.outstanding) {
-    if (opt_.op == "read") {
-      for (Slot& s : slots_) s.buf.resize(size_);
-    }
-    if (opt_.op == "write") {
-      payload_.resize(size_);
-      for (size_t i = 0; i < payload_.size(); ++i) payload_[i] = static_cast<std::byte>(i * 7);
+    if (opt_.op == "read" || opt_.op == "write") {
+      for (Slot& s : slots_) {
+        s.io = IoBuffer(opt_.buffer, *session_, size_);
+        // Touched now (a write's payload, a read's zeros), not on the first ops measured.
+        std::span<std::byte> b = s.io.bytes();
+        for (size_t i = 0; i < b.size(); ++i) {
+          b[i] = opt_.op == "write" ? static_cast<std::byte>(i * 7) : std::byte{0};
+        }
+        m_.slots_in_arena += s.io.shared();
+        m_.slots_page_aligned += s.io.page_aligned();
+      }
     }
     name_prefix_ = fmt::format(".ninefold-bench-{}-", ::getpid());
   }
@@ -172,9 +212,9 @@ class Load : public std::enable_shared_from_this<Load> {
   struct Slot {
     Clock::time_point started;
     uint64_t offset = 0;
-    std::vector<std::byte> buf;  // read: the destination
-    std::string name;            // create: the file's name
-    Session::Fid fid = 0;        // create: the fid walked for it
+    IoBuffer io;           // read: the destination; write: the source
+    std::string name;      // create: the file's name
+    Session::Fid fid = 0;  // create: the fid walked for it
   };
 
   void Start() {
@@ -245,7 +285,7 @@ class Load : public std::enable_shared_from_this<Load> {
       }
     } else if (opt_.op == "read") {
       s.offset = NextOffset();
-      session_->AsyncRead(target_, s.offset, s.buf, [this, i](Result<size_t> r) {
+      session_->AsyncRead(target_, s.offset, s.io.bytes(), [this, i](Result<size_t> r) {
         if (r && *r == 0) {
           r = Unexpected(Error(std::errc::io_error,
                                fmt::format("read of 0 bytes at offset {}: is the file shorter "
@@ -256,10 +296,10 @@ class Load : public std::enable_shared_from_this<Load> {
       });
     } else if (opt_.op == "write") {
       s.offset = NextOffset();
-      session_->AsyncWrite(target_, s.offset, payload_, [this, i](Result<size_t> r) {
-        if (r && *r != payload_.size()) {
-          r = Unexpected(Error(std::errc::io_error,
-                               fmt::format("short write: {} of {} bytes", *r, payload_.size())));
+      session_->AsyncWrite(target_, s.offset, s.io.bytes(), [this, i](Result<size_t> r) {
+        if (r && *r != size_) {
+          r = Unexpected(
+              Error(std::errc::io_error, fmt::format("short write: {} of {} bytes", *r, size_)));
         }
         Complete(i, std::move(r));
       });
@@ -338,7 +378,6 @@ class Load : public std::enable_shared_from_this<Load> {
   const Session::Fid target_;  // the fid every op works on (create: the directory)
   const uint64_t wrap_;        // read/write offsets wrap here (0: always offset 0)
   const uint64_t size_;        // read/write bytes per op
-  std::vector<std::byte> payload_;
   std::string name_prefix_;
   // io thread.
   asio::steady_timer warmup_timer_, end_timer_;
@@ -435,11 +474,45 @@ std::string Quote(std::string_view text) {
   return out + "\"";
 }
 
+// The memory the slots' buffers ended up in: a token for JSON ("private": not all
+// page-aligned, "aligned": private and page-aligned, "arena": all shared, "mixed": some)
+// and a sentence for people.
+std::pair<std::string, std::string> DescribeBuffers(const BenchOptions& opt, const Session& session,
+                                                    const Measured& m) {
+  size_t n = opt.outstanding;
+  if (m.slots_in_arena == n) return {"arena", "shared (arena)"};
+  std::string memory = m.slots_in_arena > 0        ? "mixed"
+                       : m.slots_page_aligned == n ? "aligned"
+                                                   : "private";
+  if (opt.buffer == "private") {
+    return {memory, memory == "aligned" ? "private (std::vector, page-aligned by chance)"
+                                        : "private (std::vector)"};
+  }
+  if (opt.buffer == "aligned") return {memory, "aligned (page-aligned private memory)"};
+  // Shared asked for, not (all) granted: no arena at all, or not room for every slot.
+  if (m.slots_in_arena == 0 && !session.AllocateBuffer(buf::kPageSize).shared()) {
+    return {memory, "shared requested, private (no arena on this transport)"};
+  }
+  return {memory, fmt::format("shared requested, {} of {} slot buffers in the arena (it is "
+                              "full; the rest private, page-aligned)",
+                              m.slots_in_arena, n)};
+}
+
 void Report(const BenchOptions& opt, const Session& session, uint64_t size, Measured& m) {
   double s = m.seconds > 0 ? m.seconds : 1e-9;
   uint64_t requests = m.after.requests - m.before.requests;
   const Histogram& h = m.latency;
   bool io = opt.op == "read" || opt.op == "write";
+  auto [memory, memory_text] =
+      io ? DescribeBuffers(opt, session, m) : std::pair<std::string, std::string>();
+  uint64_t copied = m.after.bytes_copied - m.before.bytes_copied;
+  uint64_t placed = m.after.bytes_placed - m.before.bytes_placed;
+  uint64_t shared = m.after.bytes_shared - m.before.bytes_shared;
+  // Per byte the ops delivered (read into the buffers, or written from them).
+  auto per_byte = [&](uint64_t n) {
+    return fmt::format("{:.3f}",
+                       m.bytes ? static_cast<double>(n) / static_cast<double>(m.bytes) : 0.0);
+  };
   // Name, value (as JSON), and the text line it belongs to.
   std::vector<std::pair<std::string, std::string>> kv = {
       {"op", Quote(opt.op)},
@@ -450,6 +523,9 @@ void Report(const BenchOptions& opt, const Session& session, uint64_t size, Meas
       {"msize", fmt::format("{}", session.msize())},
       {"outstanding", fmt::format("{}", opt.outstanding)},
       {"size", fmt::format("{}", io ? size : 0)},
+      {"buffer", Quote(io ? opt.buffer : "")},
+      {"buffer_memory", Quote(memory)},
+      {"slots_in_arena", fmt::format("{}", m.slots_in_arena)},
       {"client_threads", "1"},
       {"warmup_s", fmt::format("{}", opt.warmup)},
       {"seconds", fmt::format("{:.3f}", m.seconds)},
@@ -461,8 +537,12 @@ void Report(const BenchOptions& opt, const Session& session, uint64_t size, Meas
       {"bytes", fmt::format("{}", m.bytes)},
       {"mb_s", fmt::format("{:.1f}", static_cast<double>(m.bytes) / s / 1e6)},
       {"mib_s", fmt::format("{:.1f}", static_cast<double>(m.bytes) / s / (1024.0 * 1024.0))},
-      {"bytes_copied", fmt::format("{}", m.after.bytes_copied - m.before.bytes_copied)},
-      {"bytes_shared", fmt::format("{}", m.after.bytes_shared - m.before.bytes_shared)},
+      {"bytes_copied", fmt::format("{}", copied)},
+      {"bytes_placed", fmt::format("{}", placed)},
+      {"bytes_shared", fmt::format("{}", shared)},
+      {"copied_per_byte", per_byte(copied)},
+      {"placed_per_byte", per_byte(placed)},
+      {"shared_per_byte", per_byte(shared)},
       {"client_cpu_s", fmt::format("{:.3f}", m.cpu_seconds)},
       {"latency_us",
        fmt::format("{{\"min\": {:.1f}, \"mean\": {:.1f}, \"p50\": {:.1f}, \"p90\": {:.1f}, "
@@ -487,7 +567,7 @@ void Report(const BenchOptions& opt, const Session& session, uint64_t size, Meas
              opt.op, opt.connect.addr, opt.connect.aname,
              opt.path.empty() ? "" : ", path '" + opt.path + "'",
              wire::DialectName(session.dialect()), session.msize(), opt.outstanding);
-  if (io) fmt::print("  {} bytes per op\n", size);
+  if (io) fmt::print("  {} bytes per op; buffer: {}\n", size, memory_text);
   fmt::print("  warm-up {:.1f} s unmeasured, then {:.3f} s measured\n", opt.warmup, m.seconds);
   fmt::print("  ops        {:>12}  {:>12} ops/s\n", m.ops, get("ops_s"));
   fmt::print("  requests   {:>12}  {:>12} requests/s  ({} flushes)\n", requests, get("requests_s"),
@@ -501,8 +581,12 @@ void Report(const BenchOptions& opt, const Session& session, uint64_t size, Meas
       "max {:.1f}\n",
       Us(h.min()), h.mean() / 1e3, Us(h.Percentile(0.50)), Us(h.Percentile(0.90)),
       Us(h.Percentile(0.99)), Us(h.Percentile(0.999)), Us(h.max()));
-  fmt::print("  payload    {} bytes copied, {} bytes shared\n", get("bytes_copied"),
-             get("bytes_shared"));
+  fmt::print("  payload    {} bytes copied, {} placed, {} shared", copied, placed, shared);
+  if (io) {
+    fmt::print("  (per byte delivered: {} copied, {} placed, {} shared)", get("copied_per_byte"),
+               get("placed_per_byte"), get("shared_per_byte"));
+  }
+  fmt::print("\n");
   fmt::print("  client CPU {:.3f} s user+system ({:.0f}% of one core; {:.1f} us per op)\n",
              m.cpu_seconds, 100 * m.cpu_seconds / s,
              m.ops ? m.cpu_seconds * 1e6 / static_cast<double>(m.ops) : 0.0);
@@ -543,8 +627,9 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
       "Drive a 9P server with N operations in flight from one client thread (the asynchronous\n"
       "Session: each completion issues the next operation) and print ops/s, MB/s (10^6\n"
       "bytes), the latency distribution (min, mean, p50, p90, p99, p99.9, max; within 1/64)\n"
-      "and payload bytes copied vs shared. A warm-up runs unmeasured; then operations that\n"
-      "complete within --duration seconds count.\n"
+      "and how the payload moved: bytes copied (a), placed (b) and shared (c), also per\n"
+      "byte delivered. A warm-up runs unmeasured; then operations that complete within\n"
+      "--duration seconds count.\n"
       "  getattr  Tgetattr (9P2000.L) or Tstat of --path (default the root)\n"
       "  read     --size bytes per op (default msize-24) at consecutive offsets of --path,\n"
       "           wrapping at its size; without --path a --file-size file is created at\n"
@@ -553,6 +638,17 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
       "           offsets wrapping at --file-size\n"
       "  create   Twalk + Tlcreate/Tcreate + Tremove of a unique name in --path (default\n"
       "           the root): three round trips per op\n"
+      "Every slot (operation in flight) has its own read destination or write source, of\n"
+      "the memory --buffer names, which decides how the session moves the payload:\n"
+      "  private  a std::vector (default): the client copies out of each Rread, and into\n"
+      "           each Twrite (bytes_copied; strategy a). One that happens to start on a\n"
+      "           page is treated like aligned (the output says so)\n"
+      "  aligned  page-aligned private memory: a read gets the server's pages mapped\n"
+      "           copy-on-write where the server offers them (bytes_shared; c), else it\n"
+      "           is copied, like writes from it (a)\n"
+      "  shared   Session::AllocateBuffer: over shm the buffer lies in the arena both ends\n"
+      "           map, so the server's own read or write is the only copy (bytes_placed; b);\n"
+      "           tcp and unix have no arena, and it is private page-aligned memory\n"
       "Exit status 0, 1 if the server failed an operation, 2 for a usage error.");
   AddConnectOptions(cmd, &opt->connect);
   cmd->add_option("--op", opt->op, "getattr, read, write or create")
@@ -573,6 +669,9 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--warmup", opt->warmup, "seconds run before measuring (default 1)")
       ->check(CLI::Range(0.0, 3600.0));
   cmd->add_option("--path", opt->path, "file or directory the op works on (see above)");
+  cmd->add_option("--buffer", opt->buffer,
+                  "read/write memory: private, aligned or shared (see above; default private)")
+      ->check(CLI::IsMember({"private", "aligned", "shared"}));
   cmd->add_flag("--json", opt->json, "print one JSON object instead of text");
   cmd->callback([opt, exit_code] { *exit_code = RunBench(*opt); });
 }
