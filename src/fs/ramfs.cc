@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "ninefold/buf/page_pool.h"
 #include "ninefold/wire/codec.h"
 
 namespace ninefold::fs {
@@ -42,6 +43,8 @@ Time Now() {
   return {static_cast<uint64_t>(ts.tv_sec), static_cast<uint64_t>(ts.tv_nsec)};
 }
 
+static_assert(kRamFsPageSize == buf::kPageSize);
+
 struct alignas(kRamFsPageSize) Page {
   std::byte bytes[kRamFsPageSize];
 };
@@ -51,6 +54,8 @@ struct alignas(kRamFsPageSize) Page {
 struct Usage {
   explicit Usage(uint64_t max_bytes) : limit(max_bytes) {}
   const uint64_t limit;  // 0: none
+  // Where pages come from: exactly a page of memory each, in shared memory.
+  const std::shared_ptr<buf::PagePool> pool = buf::PagePool::Create();
   std::atomic<uint64_t> bytes{0};
   std::atomic<uint64_t> inodes{0};
 
@@ -250,9 +255,17 @@ Result<void> MoveEntry(Inode& src_dir, EntryMap::iterator src_it,
 
 // --- file data (data_mu held by the caller) ----------------------------------------------
 
+// A page from the file system's pool (null when memory for one cannot be had).
+std::shared_ptr<Page> NewPage(Usage& usage, bool zeroed) {
+  std::shared_ptr<std::byte> bytes = usage.pool->Allocate(zeroed);
+  if (!bytes) return nullptr;
+  auto* page = reinterpret_cast<Page*>(bytes.get());
+  return std::shared_ptr<Page>(std::move(bytes), page);
+}
+
 // A page the caller may write: allocated (zeroed unless `whole` says it will be fully
 // overwritten) when absent, copied when someone outside the file still holds it. Null
-// when the size limit refuses a new page.
+// when the size limit refuses a new page or the pool cannot make one.
 Page* WritablePage(Inode& inode, uint64_t index, bool whole) {
   auto [it, inserted] = inode.pages.try_emplace(index);
   if (inserted) {
@@ -260,9 +273,17 @@ Page* WritablePage(Inode& inode, uint64_t index, bool whole) {
       inode.pages.erase(it);
       return nullptr;
     }
-    it->second = whole ? std::make_shared_for_overwrite<Page>() : std::make_shared<Page>();
+    it->second = NewPage(*inode.usage, !whole);
+    if (!it->second) {
+      inode.pages.erase(it);
+      inode.usage->Release(kPage);
+      return nullptr;
+    }
   } else if (it->second.use_count() > 1) {
-    it->second = std::make_shared<Page>(*it->second);
+    std::shared_ptr<Page> copy = NewPage(*inode.usage, false);
+    if (!copy) return nullptr;
+    std::memcpy(copy->bytes, it->second->bytes, kPage);
+    it->second = std::move(copy);
   }
   return it->second.get();
 }
@@ -322,7 +343,9 @@ Result<size_t> WriteData(Inode& inode, uint64_t offset, std::span<const std::byt
     std::memcpy(page->bytes + in_page, data.data() + done, chunk);
     done += chunk;
   }
-  if (done == 0 && !data.empty()) return Errno(ENOSPC, "ramfs size limit");
+  if (done == 0 && !data.empty()) {
+    return Errno(ENOSPC, "no room: the ramfs size limit, or no memory for another page");
+  }
   if (done > 0) {
     inode.size = std::max<uint64_t>(inode.size, offset + done);
     inode.mtime = inode.ctime = Now();

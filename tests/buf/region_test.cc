@@ -7,10 +7,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "gtest/gtest.h"
 #include "ninefold/buf/buffer.h"
+#include "ninefold/buf/page_pool.h"
 
 namespace ninefold::buf {
 namespace {
@@ -128,6 +130,39 @@ TEST(BufferTest, ArenaFirstThenPrivateAndReferencesAddressTheSameBytes) {
   EXPECT_EQ(a.data(), nullptr);  // NOLINT(bugprone-use-after-move): moved-from is empty
   moved = Buffer();
   EXPECT_EQ((*arena)->pages().free_pages(), 8u);  // freed by the assignment
+}
+
+// Pages come from slabs exactly: distinct, aligned, zeroed when asked; a slab whose
+// pages are all free goes back to the system (but the last one stays), and pages outlive
+// the pool object.
+TEST(PagePoolTest, PagesAreExactAndSlabsGoBackWhenEmpty) {
+  auto pool = PagePool::Create(4 * kPageSize);
+  std::vector<std::shared_ptr<std::byte>> pages;
+  for (int i = 0; i < 10; ++i) {
+    pages.push_back(pool->Allocate(i % 2 == 0));
+    ASSERT_NE(pages.back(), nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(pages.back().get()) % kPageSize, 0u);
+    if (i % 2 == 0) {
+      EXPECT_TRUE(std::all_of(pages.back().get(), pages.back().get() + kPageSize,
+                              [](std::byte b) { return b == std::byte{0}; }));
+    }
+    std::memset(pages.back().get(), i + 1, kPageSize);
+  }
+  EXPECT_EQ(pool->pages_in_use(), 10u);
+  EXPECT_EQ(pool->slabs(), 3u);  // 4 + 4 + 2
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(pages[i].get()[kPageSize - 1], static_cast<std::byte>(i + 1)) << "page " << i;
+  }
+  pages.erase(pages.begin(), pages.begin() + 8);  // the first two slabs empty out
+  EXPECT_EQ(pool->pages_in_use(), 2u);
+  EXPECT_EQ(pool->slabs(), 1u);
+  auto reused = pool->Allocate(true);  // from the remaining slab's free pages
+  EXPECT_EQ(pool->slabs(), 1u);
+  EXPECT_EQ(reused.get()[0], std::byte{0});
+  pool.reset();  // pages keep their slab mapped
+  EXPECT_EQ(pages[1].get()[0], std::byte{10});
+  pages.clear();
+  reused.reset();
 }
 
 }  // namespace
