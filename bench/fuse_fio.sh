@@ -83,7 +83,7 @@ mounted_row() {  # mounted_row NAME ADDR
 }
 
 echo "fio: libaio, iodepth 16, O_DIRECT, ${SIZE} file, ${RUNTIME} s a job; exports on $(df --output=fstype "$T" | tail -1) ($BASE)"
-echo "$(nproc) CPUs, $(uname -r), $(date -u +%Y-%m-%d)"
+echo "$(nproc) CPUs, $(uname -r), $(date -u +%Y-%m-%d), load average $(cut -d' ' -f1-3 /proc/loadavg) at the start"
 echo
 echo "| target | seq write 1 MiB (MiB/s) | seq read 1 MiB (MiB/s) | rand read 4 KiB (MiB/s) | rand read 4 KiB (IOPS) |"
 echo "|---|---|---|---|---|"
@@ -95,6 +95,7 @@ mounted_row "ninefold mount, serve over tcp" "$SERVE_TCP"
 start_diod
 mounted_row "ninefold mount, diod over tcp" "tcp!127.0.0.1!$DIOD_PORT"
 echo
+echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 shm=${SEQREAD[ninefold mount, serve over shm]:--} local=${SEQREAD[local]:--}
 echo "target (issue 6): over shm, sequential reads at least half the local directory's throughput:"
 python3 -c '

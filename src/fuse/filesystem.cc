@@ -17,9 +17,20 @@ constexpr uint32_t kSetMode = 0x1, kSetUid = 0x2, kSetGid = 0x4, kSetSize = 0x8;
 constexpr uint32_t kSetAtime = 0x10, kSetMtime = 0x20, kSetCtime = 0x40;
 constexpr uint32_t kSetAtimeSet = 0x80, kSetMtimeSet = 0x100;
 
+// Read and write buffers kept for reuse: more than the kernel keeps in flight at once
+// (12 background requests of up to 512 KiB) with room for a few synchronous ones.
+constexpr size_t kKeptBuffers = 8u << 20;
+
 uint32_t MaxIo(const Session& session) {
   uint32_t page = static_cast<uint32_t>(::sysconf(_SC_PAGESIZE));
   return std::min<uint32_t>(std::max(page, session.iounit() / page * page), 1u << 20);
+}
+
+uint32_t MaxRead(const Session& session) {
+  uint32_t max = MaxIo(session);
+  // AllocateBuffer hands out arena memory only on a shared-memory session.
+  if (session.AllocateBuffer(1).shared()) max = std::min(max, kShmMaxRead);
+  return max;
 }
 
 int Errno(const Error& error) {
@@ -41,7 +52,13 @@ Call::~Call() { fs->calls_.erase(id); }
 
 Filesystem::Filesystem(std::shared_ptr<Session> session, Fid root, uint64_t root_path,
                        Options options)
-    : session_(std::move(session)), options_(std::move(options)), nodes_(root, root_path) {
+    : session_(std::move(session)),
+      options_(std::move(options)),
+      max_read_(MaxRead(*session_)),
+      buffers_(BufferPool::Create(
+          [session = session_](size_t size) { return session->AllocateBuffer(size); },
+          kKeptBuffers)),
+      nodes_(root, root_path) {
   char host[256] = {};
   if (::gethostname(host, sizeof host - 1) != 0 || !host[0])
     std::snprintf(host, sizeof host, "ninefold");
@@ -167,11 +184,11 @@ void Filesystem::ReplyEntry(fuse_req_t req, Result<fuse_entry_param> entry) {
 
 void Filesystem::Init(fuse_conn_info* conn) {
   // One FUSE write or read becomes Session requests of at most the iounit each; let the
-  // kernel send as much as one message can carry (and as libfuse's buffer holds).
-  uint32_t max = MaxIo(*session_);
-  conn->max_write = max;
-  conn->max_read = max;  // libfuse insists it equals the max_read mount option
-  conn->max_readahead = std::min<uint32_t>(max, conn->max_readahead);
+  // kernel send as much as one message can carry (and as libfuse's buffer holds), except
+  // for reads over shm (MaxRead).
+  conn->max_write = MaxIo(*session_);
+  conn->max_read = max_read_;  // libfuse insists it equals the max_read mount option
+  conn->max_readahead = std::min<uint32_t>(max_read_, conn->max_readahead);
   if (options_.writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
     conn->want |= FUSE_CAP_WRITEBACK_CACHE;
   } else {

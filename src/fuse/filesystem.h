@@ -21,6 +21,7 @@
 #include "asio/cancellation_signal.hpp"
 #include "ninefold/client/session.h"
 #include "ninefold/fuse/mount.h"
+#include "src/fuse/buffer_pool.h"
 #include "src/fuse/node_table.h"
 
 namespace ninefold::fuse::internal {
@@ -35,6 +36,16 @@ int Errno(const Error& error);
 // The largest FUSE read or write: what one Rread/Twrite carries, in whole pages, at most
 // 1 MiB (libfuse's buffer).
 uint32_t MaxIo(const Session& session);
+// The largest FUSE read: MaxIo, but at most kShmMaxRead on a shared-memory session.
+uint32_t MaxRead(const Session& session);
+// Over shm a read's data is copied twice (the server's pread into the arena, the
+// kernel's from there into the reader's pages), and both copies are faster when what is
+// in flight stays in the caches: the kernel keeps up to 12 FUSE reads in flight
+// (max_background), 3 MiB at 256 KiB. fio's 1 MiB O_DIRECT reads measured ~10% faster at
+// 256 KiB than at 508 KiB (128 KiB: about the same as 256; 1020 KiB, with --msize 1M:
+// ~25% slower; docs/fuse-performance.md). Over sockets the cost per request dominates
+// instead, and 256 KiB was ~20% slower over tcp.
+constexpr uint32_t kShmMaxRead = 256 * 1024;
 
 // An open file or directory (fuse_file_info::fh points at one).
 struct Handle {
@@ -70,6 +81,9 @@ class Filesystem : public std::enable_shared_from_this<Filesystem> {
 
   static const fuse_lowlevel_ops& Ops();
   const Options& options() const { return options_; }
+  // MaxRead of the session, fixed at construction: the max_read mount option and Init's
+  // conn->max_read must agree.
+  uint32_t max_read() const { return max_read_; }
   // io thread: clunks every fid the table holds (at unmount).
   void Shutdown();
 
@@ -93,7 +107,8 @@ class Filesystem : public std::enable_shared_from_this<Filesystem> {
   void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info fi, bool dir);
   void Create(fuse_req_t req, fuse_ino_t parent, std::string name, mode_t mode, fuse_file_info fi);
   void Read(fuse_req_t req, Handle* h, size_t size, off_t off);
-  void Write(fuse_req_t req, Handle* h, std::shared_ptr<std::vector<char>> data, off_t off);
+  // `data` comes from TakeBuffer (so over shm it is sent by reference).
+  void Write(fuse_req_t req, Handle* h, PooledBytes data, off_t off);
   void Release(fuse_req_t req, Handle* h);
   // Forgets an open file or directory and clunks its fid.
   void Drop(Handle* h);
@@ -114,6 +129,10 @@ class Filesystem : public std::enable_shared_from_this<Filesystem> {
 
   // Posts `fn` to the io thread (keeping the Filesystem alive until it ran). Any thread.
   void Post(std::function<void()> fn);
+  // Memory for a read's data or a write's (Session::AllocateBuffer, kept for reuse): in
+  // the shared-memory arena on an shm session, so the server reads into it, or writes
+  // from it, itself; else private. Any thread.
+  PooledBytes TakeBuffer(size_t size) { return buffers_->Take(size); }
 
  private:
   using EntryDone = std::function<void(Result<fuse_entry_param>)>;
@@ -171,6 +190,8 @@ class Filesystem : public std::enable_shared_from_this<Filesystem> {
 
   const std::shared_ptr<Session> session_;
   const Options options_;
+  const uint32_t max_read_;
+  const std::shared_ptr<BufferPool> buffers_;
   NodeTable nodes_;
   std::unordered_map<uint64_t, Call*> calls_;  // by Call::id
   // Open files by inode: a getattr that finds the name gone (a path-based server after

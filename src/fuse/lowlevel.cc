@@ -106,8 +106,11 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
 
 void OpWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
              fuse_file_info* fi) {
-  // The buffer is libfuse's, reused for the next request once this returns.
-  auto data = std::make_shared<std::vector<char>>(buf, buf + size);
+  // The buffer is libfuse's, reused for the next request once this returns. On a
+  // shared-memory session the copy lands in the arena and the Twrite refers to it there:
+  // the server writes the file from it, with no copy into the ring.
+  PooledBytes data = Self(req)->TakeBuffer(size);
+  if (size > 0) std::memcpy(data.bytes.data(), buf, size);
   Enqueue(req, &Filesystem::Write, HandleOf(fi), std::move(data), off);
 }
 

@@ -59,7 +59,7 @@ Result<std::unique_ptr<Mount>> Mount::Create(std::shared_ptr<client::Session> se
   state->fs = std::make_shared<Filesystem>(session, root, attr->qid.path, options);
 
   std::vector<std::string> opts = {"fsname=" + session->peer(), "subtype=ninefold",
-                                   fmt::format("max_read={}", internal::MaxIo(*session))};
+                                   fmt::format("max_read={}", state->fs->max_read())};
   if (Has(options.fuse_options, "allow_other")) opts.push_back("default_permissions");
   for (const std::string& o : options.fuse_options) opts.push_back(o);
   fuse_args args = FUSE_ARGS_INIT(0, nullptr);
@@ -100,7 +100,10 @@ Result<void> Mount::Run() {
   }
   fuse_loop_config* config = fuse_loop_cfg_create();
   fuse_loop_cfg_set_max_threads(config, std::max(1u, state_->fs->options().max_threads));
-  fuse_loop_cfg_set_idle_threads(config, std::max(1u, state_->fs->options().max_threads / 2));
+  // Every thread stays: libfuse ends a thread whenever more than idle_threads wait and
+  // starts one again when none does, which under a steady stream of large reads or
+  // writes meant dozens of thread creations a second (and slower writes).
+  fuse_loop_cfg_set_idle_threads(config, std::max(1u, state_->fs->options().max_threads));
   int rc = fuse_session_loop_mt(se, config);
   fuse_loop_cfg_destroy(config);
   fuse_remove_signal_handlers(se);

@@ -142,19 +142,19 @@ void Filesystem::FinishCreate(const std::shared_ptr<CreateState>& s) {
 
 void Filesystem::Read(fuse_req_t req, Handle* h, size_t size, off_t off) {
   CallPtr call = Begin(req);
-  auto buf = std::make_shared<std::vector<std::byte>>(size);
-  session_->AsyncRead(h->fid, static_cast<uint64_t>(off), *buf,
-                      Bind(call, [req, call, buf](Result<size_t> n) {
+  // On a shared-memory session the buffer lies in the arena, and the server reads the
+  // file straight into it: the kernel's copy into the reader's pages is the only other.
+  PooledBytes data = TakeBuffer(size);
+  session_->AsyncRead(h->fid, static_cast<uint64_t>(off), data.bytes,
+                      Bind(call, [req, call, data](Result<size_t> n) {
                         if (!n) return (void)fuse_reply_err(req, Errno(n.error()));
-                        fuse_reply_buf(req, reinterpret_cast<const char*>(buf->data()), *n);
+                        fuse_reply_buf(req, reinterpret_cast<const char*>(data.bytes.data()), *n);
                       }));
 }
 
-void Filesystem::Write(fuse_req_t req, Handle* h, std::shared_ptr<std::vector<char>> data,
-                       off_t off) {
+void Filesystem::Write(fuse_req_t req, Handle* h, PooledBytes data, off_t off) {
   CallPtr call = Begin(req);
-  std::span<const std::byte> src(reinterpret_cast<const std::byte*>(data->data()), data->size());
-  session_->AsyncWrite(h->fid, static_cast<uint64_t>(off), src,
+  session_->AsyncWrite(h->fid, static_cast<uint64_t>(off), data.bytes,
                        Bind(call, [req, call, data](Result<size_t> n) {
                          if (!n) return (void)fuse_reply_err(req, Errno(n.error()));
                          fuse_reply_write(req, *n);
