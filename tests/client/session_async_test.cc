@@ -286,6 +286,7 @@ TEST_P(SessionAsync, RandomReadsIntoAllocatedBuffersMatchTheFile) {
   struct State {
     std::mutex mu;
     int issued = 0, completed = 0, failed = 0, mismatched = 0;
+    std::string first_error;
     std::promise<void> done;
   };
   auto st = std::make_shared<State>();
@@ -306,7 +307,7 @@ TEST_P(SessionAsync, RandomReadsIntoAllocatedBuffersMatchTheFile) {
         std::lock_guard lock(st->mu);
         size_t want = std::min(b->size(), content.size() - offset);
         if (!r) {
-          ++st->failed;
+          if (st->failed++ == 0) st->first_error = r.error().ToString();
         } else if (*r != want || std::memcmp(b->data(), content.data() + offset, want) != 0) {
           ++st->mismatched;
         }
@@ -324,7 +325,7 @@ TEST_P(SessionAsync, RandomReadsIntoAllocatedBuffersMatchTheFile) {
   });
   ASSERT_TRUE(WaitOrClose(done, 120s, *conn_));
   std::lock_guard lock(st->mu);
-  EXPECT_EQ(st->failed, 0);
+  EXPECT_EQ(st->failed, 0) << st->first_error;
   EXPECT_EQ(st->mismatched, 0);
   client::SessionStats stats = s().stats();
   if (GetParam().net == Net::kShm) {
