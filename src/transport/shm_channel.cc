@@ -11,10 +11,13 @@
 #include <deque>
 #include <mutex>
 
+#include "asio/bind_executor.hpp"
+#include "asio/dispatch.hpp"
 #include "asio/local/stream_protocol.hpp"
 #include "asio/posix/stream_descriptor.hpp"
 #include "asio/post.hpp"
 #include "asio/steady_timer.hpp"
+#include "asio/strand.hpp"
 #include "fmt/format.h"
 #include "ninefold/base/errc.h"
 #include "ninefold/base/log.h"
@@ -47,15 +50,15 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   ShmChannel(asio::io_context& io, stream_protocol::socket socket,
              std::shared_ptr<buf::Region> region, std::shared_ptr<buf::Arena> arena, RingView rx,
              RingView tx, int my_wake_fd, int peer_wake_fd, std::string peer)
-      : io_(io),
+      : strand_(asio::make_strand(io)),
         socket_(std::move(socket)),
         region_(std::move(region)),
         arena_(std::move(arena)),
         rx_(rx),
         tx_(tx),
-        wake_(io, my_wake_fd),
+        wake_(strand_, my_wake_fd),
         peer_wake_fd_(peer_wake_fd),
-        nap_(io),
+        nap_(strand_),
         peer_(std::move(peer)),
         spin_(ShmSpin()) {
     rx_.set_wake_fd(peer_wake_fd_);
@@ -71,7 +74,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     }
     WatchSocket();
     idle_since_ = Clock::now();
-    asio::post(io_, [self = shared_from_this()] { self->Poll(); });
+    asio::post(strand_, [self = shared_from_this()] { self->Poll(); });
   }
   void SetMaxFrame(uint32_t max_frame) override { max_frame_.store(max_frame); }
   void PauseReading() override { paused_.store(true); }
@@ -220,7 +223,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     auto now = Clock::now();
     if (delivered > 0) idle_since_ = now;
     if (delivered > 0 || now - idle_since_ < spin_) {
-      asio::post(io_, [self = shared_from_this()] { self->Poll(); });
+      asio::post(strand_, [self = shared_from_this()] { self->Poll(); });
       return;
     }
     Sleep();
@@ -255,7 +258,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     rx_.SetAsleep(true);
     if (rx_.HasData()) {
       rx_.SetAsleep(false);
-      asio::post(io_, [self = shared_from_this()] { self->Poll(); });
+      asio::post(strand_, [self = shared_from_this()] { self->Poll(); });
       return;
     }
     sleeping_.store(true);
@@ -306,7 +309,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
 
   // Never stop inside Send (the contract): from the io_context instead.
   void FailLater(const Error& e) {
-    asio::post(io_, [self = shared_from_this(), e] {
+    asio::post(strand_, [self = shared_from_this(), e] {
       self->Stop(Error(e.code(), self->peer_ + ": " + e.context()));
     });
   }
@@ -315,17 +318,19 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   // peer going away.
   void WatchSocket() {
     socket_.async_read_some(
-        asio::buffer(&probe_, 1), [self = shared_from_this()](const std::error_code& ec, size_t n) {
-          if (ec == asio::error::operation_aborted) return;
-          if (n > 0) {
-            return self->Stop(
-                Error(std::errc::protocol_error, self->peer_ + " wrote on the shm control socket"));
-          }
-          // The peer is gone: EOF, or a reset when it died before reading all we sent
-          // (a client killed before it took the hello).
-          bool gone = !ec || ec == asio::error::eof || ec == asio::error::connection_reset;
-          self->Stop(gone ? Error() : Error(ec, "shm control socket"));
-        });
+        asio::buffer(&probe_, 1),
+        asio::bind_executor(
+            strand_, [self = shared_from_this()](const std::error_code& ec, size_t n) {
+              if (ec == asio::error::operation_aborted) return;
+              if (n > 0) {
+                return self->Stop(Error(std::errc::protocol_error,
+                                        self->peer_ + " wrote on the shm control socket"));
+              }
+              // The peer is gone: EOF, or a reset when it died before reading all we sent
+              // (a client killed before it took the hello).
+              bool gone = !ec || ec == asio::error::eof || ec == asio::error::connection_reset;
+              self->Stop(gone ? Error() : Error(ec, "shm control socket"));
+            }));
   }
 
   void Stop(const Error& why) {
@@ -338,17 +343,21 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
       queued_ = 0;
       handler = std::move(on_close_);
     }
-    std::error_code ignored;
-    socket_.close(ignored);
-    wake_.cancel(ignored);
-    nap_.cancel();
-    if (sleeping_.exchange(false)) {
-      asio::post(io_, [self = shared_from_this()] { self->Poll(); });  // drops on_frame_
-    }
+    // The descriptors and the timer belong to the strand (Close may come from any thread).
+    asio::dispatch(strand_, [self = shared_from_this()] {
+      std::error_code ignored;
+      self->socket_.close(ignored);
+      self->wake_.cancel(ignored);
+      self->nap_.cancel();
+      if (self->sleeping_.exchange(false)) self->Poll();  // drops on_frame_
+    });
     if (handler) handler(why);
   }
 
-  asio::io_context& io_;
+  // Every handler of this channel's own (Poll, the two waits of Sleep, the socket watch)
+  // runs on this strand: a server runs its io_context on several threads, and the
+  // eventfd wait and the nap timer must never complete at once on two of them.
+  asio::strand<asio::io_context::executor_type> strand_;
   stream_protocol::socket socket_;
   std::shared_ptr<buf::Region> region_;  // keeps the rings mapped
   std::shared_ptr<buf::Arena> arena_;    // the data area (null when there is none)
