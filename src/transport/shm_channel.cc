@@ -50,13 +50,15 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   ShmChannel(asio::io_context& io, stream_protocol::socket socket,
              std::shared_ptr<buf::Region> region, std::shared_ptr<buf::Arena> arena, RingView rx,
              RingView tx, int my_wake_fd, int peer_wake_fd, std::string peer)
-      : strand_(asio::make_strand(io)),
+      : io_(io),
+        strand_(asio::make_strand(io)),
         socket_(std::move(socket)),
         region_(std::move(region)),
         arena_(std::move(arena)),
         rx_(rx),
         tx_(tx),
         wake_(strand_, my_wake_fd),
+        wake_fd_(my_wake_fd),
         peer_wake_fd_(peer_wake_fd),
         nap_(strand_),
         peer_(std::move(peer)),
@@ -74,7 +76,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     }
     WatchSocket();
     idle_since_ = Clock::now();
-    asio::post(strand_, [self = shared_from_this()] { self->Poll(); });
+    asio::post(io_, [self = shared_from_this()] { self->Poll(); });
   }
   void SetMaxFrame(uint32_t max_frame) override { max_frame_.store(max_frame); }
   void PauseReading() override { paused_.store(true); }
@@ -168,8 +170,10 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
       return;
     }
     if (paused_.load()) {
-      nap_.expires_after(std::chrono::milliseconds(1));
-      nap_.async_wait([self = shared_from_this()](const std::error_code&) { self->Poll(); });
+      asio::post(strand_, [self = shared_from_this()] {
+        self->nap_.expires_after(std::chrono::milliseconds(1));
+        self->nap_.async_wait([self](const std::error_code&) { self->Poll(); });
+      });
       return;
     }
     int delivered = 0;
@@ -223,10 +227,10 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     auto now = Clock::now();
     if (delivered > 0) idle_since_ = now;
     if (delivered > 0 || now - idle_since_ < spin_) {
-      asio::post(strand_, [self = shared_from_this()] { self->Poll(); });
+      asio::post(io_, [self = shared_from_this()] { self->Poll(); });
       return;
     }
-    Sleep();
+    asio::post(strand_, [self = shared_from_this()] { self->Sleep(); });
   }
 
   // Checks a record's trailer against the arena and sets frame_payload_/frame_placement_.
@@ -254,11 +258,12 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
 
   // Announces the sleep, re-checks the ring (the sender may have published just before),
   // then waits for the eventfd or the nap timer, whichever comes first.
-  void Sleep() {
+  void Sleep() {                  // strand
+    if (closed()) return Poll();  // Stop ran first: Poll drops on_frame_
     rx_.SetAsleep(true);
     if (rx_.HasData()) {
       rx_.SetAsleep(false);
-      asio::post(strand_, [self = shared_from_this()] { self->Poll(); });
+      asio::post(io_, [self = shared_from_this()] { self->Poll(); });
       return;
     }
     sleeping_.store(true);
@@ -266,8 +271,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
                      [self = shared_from_this()](const std::error_code& ec) {
                        if (ec) return;
                        uint64_t n;
-                       [[maybe_unused]] ssize_t r =
-                           ::read(self->wake_.native_handle(), &n, sizeof n);
+                       [[maybe_unused]] ssize_t r = ::read(self->wake_fd_, &n, sizeof n);
                        self->Wake();
                      });
     nap_.expires_after(kNap);
@@ -354,16 +358,19 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     if (handler) handler(why);
   }
 
-  // Every handler of this channel's own (Poll, the two waits of Sleep, the socket watch)
-  // runs on this strand: a server runs its io_context on several threads, and the
-  // eventfd wait and the nap timer must never complete at once on two of them.
+  // A server runs its io_context on several threads. The Poll chain is one at a time by
+  // construction (posted to io_, the hot path); everything that touches the eventfd
+  // wait, the nap timer or the socket (Sleep, its two completions, the socket watch,
+  // Stop's cancels) runs on this strand, so those never run at once on two threads.
+  asio::io_context& io_;
   asio::strand<asio::io_context::executor_type> strand_;
   stream_protocol::socket socket_;
   std::shared_ptr<buf::Region> region_;  // keeps the rings mapped
   std::shared_ptr<buf::Arena> arena_;    // the data area (null when there is none)
   RingConsumer rx_;                      // Poll's (one chain at a time)
   RingProducer tx_;                      // guarded by mu_
-  asio::posix::stream_descriptor wake_;  // our eventfd: the peer rings it
+  asio::posix::stream_descriptor wake_;  // our eventfd: the peer rings it (strand)
+  const int wake_fd_;                    // its descriptor, read without touching wake_
   int peer_wake_fd_;                     // the peer's eventfd
   asio::steady_timer nap_;
   std::string peer_;
