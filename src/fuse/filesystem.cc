@@ -28,8 +28,7 @@ uint32_t MaxIo(const Session& session) {
 
 uint32_t MaxRead(const Session& session) {
   uint32_t max = MaxIo(session);
-  // AllocateBuffer hands out arena memory only on a shared-memory session.
-  if (session.AllocateBuffer(1).shared()) max = std::min(max, kShmMaxRead);
+  if (session.shares_memory()) max = std::min(max, kShmMaxRead);
   return max;
 }
 

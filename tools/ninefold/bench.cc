@@ -490,7 +490,7 @@ std::pair<std::string, std::string> DescribeBuffers(const BenchOptions& opt, con
   }
   if (opt.buffer == "aligned") return {memory, "aligned (page-aligned private memory)"};
   // Shared asked for, not (all) granted: no arena at all, or not room for every slot.
-  if (m.slots_in_arena == 0 && !session.AllocateBuffer(buf::kPageSize).shared()) {
+  if (!session.shares_memory()) {
     return {memory, "shared requested, private (no arena on this transport)"};
   }
   return {memory, fmt::format("shared requested, {} of {} slot buffers in the arena (it is "

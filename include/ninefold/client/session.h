@@ -99,7 +99,7 @@ struct SessionStats {
   // How payload moved (see buf/buffer.h and docs/shm.md). Each read or write byte is
   // counted once, by the strategy the Mover chose for it:
   uint64_t bytes_copied = 0;  // (a) copied by the client: out of a reply, or into a
-                              //     request on shm (bytes_placed is not counted here)
+                              //     request (socket or ring)
   uint64_t bytes_placed = 0;  // (b) through the caller's shared buffer (AllocateBuffer):
                               //     the server's own read or write was the only copy
   uint64_t bytes_shared = 0;  // (c) delivered by sharing pages: no copy at all
@@ -239,6 +239,9 @@ class Session : public std::enable_shared_from_this<Session> {
   buf::Buffer AllocateBuffer(size_t size) const {
     return buf::Buffer::Allocate(size, channel_->arena());
   }
+  // True when this session's transport has memory shared with the server (shm), so
+  // AllocateBuffer places buffers there while it has room.
+  bool shares_memory() const { return channel_->arena() != nullptr; }
   // Writes src at offset (concurrent Twrites when larger than the iounit). Completes with
   // the bytes written; fewer than src.size() only if the server wrote less.
   template <class Token>
