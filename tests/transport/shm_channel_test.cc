@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <future>
+#include <iterator>
 #include <random>
 #include <thread>
 
@@ -23,6 +25,7 @@
 #include "gtest/gtest.h"
 #include "ninefold/transport/channel.h"
 #include "ninefold/transport/ring.h"
+#include "src/transport/shm.h"
 
 namespace ninefold::transport {
 namespace {
@@ -385,47 +388,119 @@ TEST(ShmChannelTest, UnixAndShmListenersRefuseALiveSocketAndReplaceAStaleOne) {
   }
 }
 
+// The raw end of an shm! connection, as a hostile client holds it: the server's hello and
+// its three descriptors, received as OpenShmClient receives them, and the whole region
+// mapped read-write — but none of the client's checks on the layout, and no channel.
+// Unmaps the region and closes every descriptor when destroyed.
+class RawShmClient {
+ public:
+  RawShmClient() = default;
+  RawShmClient(const RawShmClient&) = delete;
+  RawShmClient& operator=(const RawShmClient&) = delete;
+  ~RawShmClient() {
+    if (region_ != nullptr) ::munmap(region_, hello_.region_bytes);
+    for (int fd : fds_) {
+      if (fd >= 0) ::close(fd);
+    }
+    if (socket_ >= 0) ::close(socket_);
+  }
+
+  // Connects to the listener at `address` ("shm!PATH"), receives the hello with its
+  // descriptors and maps the region. Once per object: ASSERT_TRUE(raw.Connect(address)).
+  testing::AssertionResult Connect(const std::string& address) {
+    Result<Address> a = ParseAddress(address);
+    if (!a || a->kind != Address::Kind::kShm) {
+      return testing::AssertionFailure() << "not an shm! address: " << address;
+    }
+    socket_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (socket_ < 0) return SystemFailure("socket");
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    std::strncpy(sun.sun_path, a->path.c_str(), sizeof sun.sun_path - 1);
+    if (::connect(socket_, reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0) {
+      return SystemFailure("connect to " + a->path);
+    }
+    timeval limit{.tv_sec = 10, .tv_usec = 0};  // a server that never says hello: fail, not hang
+    if (::setsockopt(socket_, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit) != 0) {
+      return SystemFailure("setsockopt SO_RCVTIMEO");
+    }
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds_)] = {};
+    iovec iov{&hello_, sizeof hello_};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(socket_, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0) return SystemFailure("receive the shm hello");
+    size_t count = 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        std::memcpy(fds_, CMSG_DATA(c), std::min(count, std::size(fds_)) * sizeof(int));
+      }
+    }
+    if (n != static_cast<ssize_t>(sizeof hello_) || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+      return testing::AssertionFailure() << "shm hello of " << n << " bytes (flags "
+                                         << msg.msg_flags << "), expected " << sizeof hello_;
+    }
+    if (count != std::size(fds_)) {
+      return testing::AssertionFailure()
+             << count << " descriptors with the shm hello, expected " << std::size(fds_);
+    }
+    if (hello_.magic != kShmMagic || hello_.version != kShmVersion) {
+      return testing::AssertionFailure() << "shm hello with magic " << std::hex << hello_.magic
+                                         << std::dec << " version " << hello_.version;
+    }
+    void* region =
+        ::mmap(nullptr, hello_.region_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fds_[0], 0);
+    if (region == MAP_FAILED) {
+      return SystemFailure("map the region of " + std::to_string(hello_.region_bytes) + " bytes");
+    }
+    region_ = static_cast<std::byte*>(region);
+    return testing::AssertionSuccess();
+  }
+
+  const ShmHello& hello() const { return hello_; }
+  std::span<std::byte> region() const {
+    return {region_, region_ != nullptr ? hello_.region_bytes : 0};
+  }
+  int memfd() const { return fds_[0]; }
+  int server_eventfd() const { return fds_[1]; }  // the server's doorbell: write 8 bytes
+  int client_eventfd() const { return fds_[2]; }
+
+ private:
+  static testing::AssertionResult SystemFailure(const std::string& what) {
+    return testing::AssertionFailure() << what << ": " << std::strerror(errno);
+  }
+
+  int socket_ = -1;
+  ShmHello hello_{};
+  int fds_[3] = {-1, -1, -1};  // memfd, server eventfd, client eventfd (the hello's order)
+  std::byte* region_ = nullptr;
+};
+
 // A hostile client: takes the hello like any client, then writes random values over the
 // whole shared region. The server must close that connection with an error, not crash
 // or hang, and keep serving a well-behaved client meanwhile.
 TEST(ShmChannelHostileTest, ScribblerIsCutOffOthersUnaffected) {
   EchoServer server;
-  std::string path = server.address().substr(4);
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un sun{};
-  sun.sun_family = AF_UNIX;
-  std::strncpy(sun.sun_path, path.c_str(), sizeof sun.sun_path - 1);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun), 0);
-  struct {
-    uint32_t magic, version;
-    uint64_t region_bytes;
-    uint32_t ring_bytes, c2s, s2c, reserved;
-  } hello{};
-  int fds[3] = {-1, -1, -1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
-  iovec iov{&hello, sizeof hello};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ASSERT_EQ(::recvmsg(fd, &msg, 0), static_cast<ssize_t>(sizeof hello));
-  std::memcpy(fds, CMSG_DATA(CMSG_FIRSTHDR(&msg)), sizeof fds);
-  auto* region = static_cast<uint32_t*>(
-      ::mmap(nullptr, hello.region_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0));
-  ASSERT_NE(region, MAP_FAILED);
+  RawShmClient hostile;
+  ASSERT_TRUE(hostile.Connect(server.address()));
+  std::span<std::byte> region = hostile.region();
 
   Client good(server.address());
   std::atomic<bool> stop{false};
   std::thread scribbler([&] {
     std::mt19937 rng(11);
-    size_t words = hello.region_bytes / 4;
+    auto* words = reinterpret_cast<uint32_t*>(region.data());
+    size_t word_count = region.size() / 4;
     uint64_t ring = 1;
     while (!stop) {
-      region[rng() % words] = rng();
+      words[rng() % word_count] = rng();
       // Keep ringing the server's doorbell so it looks at the garbage.
       if (rng() % 64 == 0) [[maybe_unused]]
-        auto n = ::write(fds[1], &ring, 8);
+        auto n = ::write(hostile.server_eventfd(), &ring, 8);
     }
   });
   for (uint32_t i = 0; i < 500; ++i) good.channel->Send(OutFrame{MakeFrame(i, 3000), {}, nullptr});
@@ -443,9 +518,6 @@ TEST(ShmChannelHostileTest, ScribblerIsCutOffOthersUnaffected) {
   EXPECT_TRUE(cut_off) << "the server never noticed the scribbling";
   EXPECT_TRUE(good_done) << good.received << " of 500 echoed to the good client";
   EXPECT_EQ(good.bad, 0u);
-  ::munmap(region, hello.region_bytes);
-  for (int f : fds) ::close(f);
-  ::close(fd);
 }
 
 // A hostile client whose ring records carry trailers that point outside the data area,
@@ -460,66 +532,43 @@ TEST(ShmChannelHostileTest, BadTrailersCloseTheConnection) {
     const char* expect;       // in the close reason
   };
   const Case cases[] = {
-      {"payload past the end", 0x5254464e, 2, UINT64_MAX, 4096, "outside a data area"},
-      {"placement past the end", 0x5254464e, 1, UINT64_MAX - 4095, 8192, "outside a data area"},
-      {"huge length", 0x5254464e, 2, 0, UINT64_MAX, "outside a data area"},
-      {"unknown kind", 0x5254464e, 9, 0, 64, "trailer kind 9"},
-      {"no magic", 0x12345678, 2, 0, 64, "without a trailer"},
-      {"payload size mismatch", 0x5254464e, 2, 0, 7, "size field"},
+      {"payload past the end", kTrailerMagic, kTrailerPayload, UINT64_MAX, 4096,
+       "outside a data area"},
+      {"placement past the end", kTrailerMagic, kTrailerPlacement, UINT64_MAX - 4095, 8192,
+       "outside a data area"},
+      {"huge length", kTrailerMagic, kTrailerPayload, 0, UINT64_MAX, "outside a data area"},
+      {"unknown kind", kTrailerMagic, 9, 0, 64, "trailer kind 9"},
+      {"no magic", 0x12345678, kTrailerPayload, 0, 64, "without a trailer"},
+      {"payload size mismatch", kTrailerMagic, kTrailerPayload, 0, 7, "size field"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     EchoServer server;
-    std::string path = server.address().substr(4);
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un sun{};
-    sun.sun_family = AF_UNIX;
-    std::strncpy(sun.sun_path, path.c_str(), sizeof sun.sun_path - 1);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun), 0);
-    struct {
-      uint32_t magic, version;
-      uint64_t region_bytes;
-      uint32_t ring_bytes, c2s, s2c, reserved;
-      uint64_t data_offset, data_bytes;
-    } hello{};
-    int fds[3] = {-1, -1, -1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
-    iovec iov{&hello, sizeof hello};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    ASSERT_EQ(::recvmsg(fd, &msg, 0), static_cast<ssize_t>(sizeof hello));
-    std::memcpy(fds, CMSG_DATA(CMSG_FIRSTHDR(&msg)), sizeof fds);
-    auto* region = static_cast<std::byte*>(
-        ::mmap(nullptr, hello.region_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0));
-    ASSERT_NE(region, MAP_FAILED);
-    auto ring = RingView::Attach({region + hello.c2s, hello.ring_bytes});
+    RawShmClient hostile;
+    ASSERT_TRUE(hostile.Connect(server.address()));
+    const ShmHello& hello = hostile.hello();
+    auto ring = RingView::Attach(hostile.region().subspan(hello.c2s_offset, hello.ring_bytes));
     ASSERT_TRUE(ring) << ring.error().ToString();
     RingProducer tx(*ring);
     // A Twrite-shaped head (23 bytes) whose size field counts a payload of c.length.
     std::vector<std::byte> head = MakeFrame(1, 23);
     auto declared = static_cast<uint32_t>(23 + (c.length < 1u << 20 ? c.length : 0));
     std::memcpy(head.data(), &declared, 4);
-    struct {
-      uint32_t magic, kind;
-      uint64_t offset, length;
-    } trailer{c.magic, c.kind, c.offset == UINT64_MAX ? hello.data_bytes : c.offset, c.length};
+    ShmTrailer trailer{.magic = c.magic,
+                       .kind = c.kind,
+                       .offset = c.offset == UINT64_MAX ? hello.data_bytes : c.offset,
+                       .length = c.length};
     if (c.offset == UINT64_MAX - 4095) trailer.offset = hello.data_bytes - 4096;
     if (std::string_view(c.name) == "payload size mismatch") trailer.length = 64;
     auto pushed = tx.TryPush(head, std::as_bytes(std::span(&trailer, 1)));
     ASSERT_TRUE(pushed && *pushed);
     uint64_t one = 1;
-    ASSERT_EQ(::write(fds[1], &one, 8), 8);
+    ASSERT_EQ(::write(hostile.server_eventfd(), &one, 8), 8);
     bool closed = WaitFor([&] { return !server.closes().empty(); }, 10s);
     ASSERT_TRUE(closed) << "the server did not close the connection";
     Error why = server.closes()[0];
     EXPECT_TRUE(why.code()) << why.ToString();
     EXPECT_NE(why.ToString().find(c.expect), std::string::npos) << why.ToString();
-    ::munmap(region, hello.region_bytes);
-    for (int f : fds) ::close(f);
-    ::close(fd);
   }
 }
 
