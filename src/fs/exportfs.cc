@@ -111,6 +111,7 @@ class ExportNode : public Node {
   Result<std::unique_ptr<Node>> Create(std::string_view name, uint32_t flags, uint32_t mode,
                                        uint32_t gid) override;
   Result<size_t> Read(uint64_t offset, std::span<std::byte> out) override;
+  int data_fd() const override { return type_ == S_IFREG ? open_fd_.get() : -1; }
   Result<size_t> Write(uint64_t offset, std::span<const std::byte> data) override;
   Result<size_t> ReadDir(uint64_t offset, std::span<std::byte> out) override;
   Result<wire::Qid> Mkdir(std::string_view name, uint32_t mode, uint32_t gid) override;

@@ -33,6 +33,7 @@ class ReadOnlyNode final : public Node {
   Result<size_t> Read(uint64_t offset, std::span<std::byte> out) override {
     return inner_->Read(offset, out);
   }
+  int data_fd() const override { return inner_->data_fd(); }
   Result<size_t> ReadDir(uint64_t offset, std::span<std::byte> out) override {
     return inner_->ReadDir(offset, out);
   }

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "asio/post.hpp"
+#include "fmt/format.h"
 #include "ninefold/base/errc.h"
 #include "ninefold/base/log.h"
 
@@ -21,17 +22,34 @@ bool IsBulk(const wire::Frame& frame) {
   return false;
 }
 
+// An Rread whose data starts with bytes waiting in a pipe: its head (encoded for the rest
+// of the data only) counts them too. Rread is size[4] type[1] tag[2] count[4] data[count]
+// in every dialect.
+void AddSplicedBytes(transport::OutFrame& out, std::shared_ptr<transport::SplicePipe> pipe) {
+  NINEFOLD_CHECK(out.head.size() == 11 && static_cast<uint8_t>(out.head[4]) == 117);
+  auto add = [&](size_t at) {
+    uint32_t v;
+    std::memcpy(&v, out.head.data() + at, 4);  // little-endian host, as the codec
+    v += static_cast<uint32_t>(pipe->pending);
+    std::memcpy(out.head.data() + at, &v, 4);
+  };
+  add(0);
+  add(7);
+  out.spliced = std::move(pipe);
+}
+
 }  // namespace
 
 Connection::Connection(asio::io_context& io, IoThreads& threads, fs::FileServer& root,
                        const ServerOptions& options, ServerStats& stats,
-                       std::shared_ptr<transport::Channel> channel)
+                       std::shared_ptr<transport::Channel> channel, transport::PipePool* pipes)
     : io_(io),
       threads_(threads),
       root_(root),
       options_(options),
       stats_(stats),
       channel_(std::move(channel)),
+      pipes_(channel_->can_splice() ? pipes : nullptr),
       trace_(options.trace) {}
 
 void Connection::Start(std::function<void()> on_closed) {
@@ -246,8 +264,10 @@ transport::OutFrame Connection::Run(uint16_t tag, std::shared_ptr<const void> ke
   if (!reply) reply = ErrorReply(reply.error());
   if (!reply->keep) reply->keep = std::move(keep);  // views may point into the request
   if (trace_) {
-    Log(LogLevel::kInfo, "{} -> {}", channel_->peer(),
-        wire::Format(wire::Frame{tag, reply->msg}, dialect()));
+    Log(LogLevel::kInfo, "{} -> {}{}", channel_->peer(),
+        wire::Format(wire::Frame{tag, reply->msg}, dialect()),
+        reply->spliced ? fmt::format(" (+{} bytes spliced ahead of it)", reply->spliced->pending)
+                       : "");
   }
   return Encode(tag, *reply);
 }
@@ -320,6 +340,7 @@ transport::OutFrame Connection::Encode(uint16_t tag, const Reply& reply) const {
       out.head.resize(head->head_size);
       out.payload = head->payload;
       out.owner = reply.keep;
+      if (reply.spliced) AddSplicedBytes(out, reply.spliced);
       return out;
     }
     size = Unexpected(head.error());

@@ -56,13 +56,15 @@ struct Fid {
 struct Reply {
   wire::Message msg;
   std::shared_ptr<const void> keep;
+  // An Rread's first spliced->pending bytes, ahead of msg's data (transport/splice.h).
+  std::shared_ptr<transport::SplicePipe> spliced = nullptr;
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(asio::io_context& io, IoThreads& threads, fs::FileServer& root,
              const ServerOptions& options, ServerStats& stats,
-             std::shared_ptr<transport::Channel> channel);
+             std::shared_ptr<transport::Channel> channel, transport::PipePool* pipes);
 
   void Start(std::function<void()> on_closed);
   // Stops reading; the connection closes once the requests in flight are answered.
@@ -73,6 +75,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint32_t msize() const { return msize_.load(std::memory_order_relaxed); }
   uint32_t iounit() const { return msize() - static_cast<uint32_t>(wire::kIoHeaderSize); }
   fs::FileServer& root() { return root_; }
+  ServerStats& stats() { return stats_; }
+  // Pipes for splicing reads into this connection's socket; null when it cannot.
+  transport::PipePool* pipes() { return pipes_; }
   // The fid, or EBADF.
   Result<std::shared_ptr<Fid>> GetFid(uint32_t fid);
   // Adds a fid; EBADF if the number is in use, EMFILE over the limit.
@@ -110,6 +115,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const ServerOptions& options_;
   ServerStats& stats_;
   const std::shared_ptr<transport::Channel> channel_;
+  transport::PipePool* const pipes_;
   std::function<void()> on_closed_;  // set by Start, taken by OnClosed (under mu_)
   const bool trace_;
 

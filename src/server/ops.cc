@@ -6,6 +6,7 @@
 #include <fcntl.h>
 
 #include <cerrno>
+#include <optional>
 
 #include "fmt/format.h"
 
@@ -13,6 +14,9 @@ namespace ninefold::server {
 namespace {
 
 using fs::Errno;
+
+// Reads smaller than this are copied: below it two splices cost about what a copy does.
+constexpr uint32_t kSpliceMin = 16 * 1024;
 
 // Holds a reply's strings and buffers alive while its views are encoded and sent.
 template <class T>
@@ -138,11 +142,44 @@ class Ops {
           wire::Rread{.data = wire::Data(std::span<const std::byte>(placement_.first(*n)))},
           nullptr};
     }
+    if (count >= kSpliceMin && c_.pipes() != nullptr && f.node->data_fd() >= 0) {
+      if (auto reply = SplicedRead(f, m.offset, count)) return std::move(*reply);
+    }
+    return PlainRead(f, m.offset, count);
+  }
+
+  // Read into a buffer of our own; the reply sends it.
+  Result<Reply> PlainRead(Fid& f, uint64_t offset, uint32_t count) {
     // Uninitialized: Read fills what it returns, and only that is sent.
     std::shared_ptr<std::byte[]> buf(new std::byte[count]);
-    Result<size_t> n = f.node->Read(m.offset, std::span<std::byte>(buf.get(), count));
+    Result<size_t> n = f.node->Read(offset, std::span<std::byte>(buf.get(), count));
     if (!n) return Unexpected(n.error());
+    c_.stats().bytes_read += *n;
     return Reply{wire::Rread{.data = wire::Data(std::span<const std::byte>(buf.get(), *n))}, buf};
+  }
+
+  // The data moves from the file into a pipe and from there into the socket, never through
+  // our memory (transport/splice.h). Whatever the pipe could not take (data that starts
+  // mid-page needs a slot more than its size) is read the ordinary way and sent after it.
+  // Nothing (use PlainRead) when no pipe is free or the file cannot be spliced.
+  std::optional<Result<Reply>> SplicedRead(Fid& f, uint64_t offset, uint32_t count) {
+    std::shared_ptr<transport::SplicePipe> pipe = c_.pipes()->Take();
+    if (!pipe) return std::nullopt;
+    Result<size_t> moved = transport::FillPipe(*pipe, f.node->data_fd(), offset, count);
+    if (!moved || *moved == 0) return std::nullopt;  // errors and EOF: Read says what
+    c_.stats().bytes_spliced += *moved;
+    if (*moved == count) {
+      return Reply{wire::Rread{.data = wire::Data(std::span<const std::byte>())}, nullptr,
+                   std::move(pipe)};
+    }
+    const uint32_t rest = count - static_cast<uint32_t>(*moved);
+    std::shared_ptr<std::byte[]> buf(new std::byte[rest]);
+    Result<size_t> n = f.node->Read(offset + *moved, std::span<std::byte>(buf.get(), rest));
+    // The spliced part alone is a valid (short) read if the rest fails.
+    size_t got = n ? *n : 0;
+    c_.stats().bytes_read += got;
+    return Reply{wire::Rread{.data = wire::Data(std::span<const std::byte>(buf.get(), got))}, buf,
+                 std::move(pipe)};
   }
 
   Result<Reply> operator()(const wire::Twrite& m) {

@@ -1,7 +1,9 @@
 #include "ninefold/server/server.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <set>
 
 #include "asio/io_context.hpp"
@@ -23,6 +25,9 @@ struct Server::Impl {
         threads(io, opts.worker_threads == 0 ? 1 : opts.worker_threads, IoThreads::kDefaultPatience,
                 opts.spin),
         work(asio::make_work_guard(io)) {
+    if (opts.splice_pipes > 0) {
+      pipes.emplace(opts.splice_pipes, std::max<size_t>(opts.msize, 64 * 1024));
+    }
     const char* trace = std::getenv("NINEFOLD_TRACE");
     if (trace != nullptr && trace[0] == '1') options.trace = true;
   }
@@ -34,7 +39,8 @@ struct Server::Impl {
       if (!stopping) {
         stats.connections_accepted++;
         stats.connections_open++;
-        conn = std::make_shared<Connection>(io, threads, root, options, stats, channel);
+        conn = std::make_shared<Connection>(io, threads, root, options, stats, channel,
+                                            pipes ? &*pipes : nullptr);
         connections.insert(conn);
       }
     }
@@ -93,6 +99,7 @@ struct Server::Impl {
   ServerOptions options;
   ServerStats stats;
   asio::io_context io;
+  std::optional<transport::PipePool> pipes;  // set when splice_pipes > 0
   IoThreads threads;
   asio::executor_work_guard<asio::io_context::executor_type> work;  // guarded by mu
   std::unique_ptr<asio::signal_set> signals;

@@ -10,16 +10,21 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <map>
+#include <random>
 #include <set>
 #include <thread>
 
+#include "ninefold/fs/exportfs.h"
 #include "ninefold/fs/ramfs.h"
 #include "ninefold/fs/synthetic.h"
 #include "ninefold/wire/codec.h"
@@ -86,9 +91,17 @@ class CountingServer final : public fs::FileServer {
   std::unique_ptr<fs::FileServer> inner_;
 };
 
-// A blocking 9P client on a TCP socket: sends frames, receives and decodes replies.
+// A blocking 9P client on a TCP (or unix) socket: sends frames, receives and decodes
+// replies.
 class RawClient {
  public:
+  explicit RawClient(const std::string& unix_path) {
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", unix_path.c_str());
+    EXPECT_EQ(::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0) << unix_path;
+  }
   explicit RawClient(uint16_t port) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in sa{};
@@ -551,6 +564,160 @@ TEST_F(ServerTest, ClassicDirectoryReadListsManyEntriesOnce) {
   auto more = c.Recv();
   ASSERT_TRUE(more);
   EXPECT_GT(std::get<wire::Rread>(more->msg).data.size(), 0u);
+}
+
+// Reads of exported host files over a socket are spliced (file -> pipe -> socket, never in
+// the server's memory). Every shape of read must still return exactly the file's bytes:
+// page-aligned or not, larger than a pipe holds, across and past the end of the file,
+// below the splice threshold, and many at once with fewer pipes than reads (the rest are
+// read the ordinary way).
+class SpliceTest : public ::testing::Test {
+ protected:
+  void Start(unsigned splice_pipes) {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "splice-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    std::mt19937 rng(7);
+    contents_.resize(kSize);
+    for (auto& c : contents_) c = static_cast<char>(rng());
+    std::ofstream(dir_ / "file", std::ios::binary).write(contents_.data(), kSize);
+    auto exp = fs::MakeExportFs(dir_.string());
+    ASSERT_TRUE(exp) << exp.error().ToString();
+    table_.Add("x", std::move(*exp));
+    server_ = std::make_unique<Server>(
+        table_, ServerOptions{.msize = 1 << 20, .worker_threads = 4, .splice_pipes = splice_pipes});
+    auto bound = server_->Listen(*transport::ParseAddress("tcp!127.0.0.1!0"));
+    ASSERT_TRUE(bound) << bound.error().ToString();
+    port_ = bound->port;
+    socket_ = (dir_ / "sock").string();
+    auto unix_bound = server_->Listen(*transport::ParseAddress("unix!" + socket_));
+    ASSERT_TRUE(unix_bound) << unix_bound.error().ToString();
+    thread_ = std::thread([this] { server_->Run(); });
+  }
+  void TearDown() override {
+    if (server_) {
+      server_->Shutdown();
+      thread_.join();
+    }
+    std::filesystem::remove_all(dir_);
+  }
+  // Opens "file" on fid 1 of a fresh 9P2000.L connection (unix: the one that splices).
+  std::unique_ptr<RawClient> OpenFile(bool tcp = false) {
+    auto c = tcp ? std::make_unique<RawClient>(port_) : std::make_unique<RawClient>(socket_);
+    c->Version(Dialect::k9P2000L, 1 << 20);
+    c->Attach(0, "x");
+    c->Call<wire::Rwalk>(2, wire::Twalk{.fid = 0, .newfid = 1, .wnames = {"file"}});
+    c->Call<wire::Rlopen>(3, wire::Tlopen{.fid = 1, .flags = O_RDONLY});
+    return c;
+  }
+  // What a read of `count` at `offset` must return.
+  std::string Expected(uint64_t offset, uint32_t count) const {
+    if (offset >= contents_.size()) return "";
+    return contents_.substr(offset, count);
+  }
+  static std::string DataOf(const wire::Frame& f) {
+    auto data = std::get<wire::Rread>(f.msg).data.bytes;
+    return std::string(reinterpret_cast<const char*>(data.data()), data.size());
+  }
+
+  static constexpr size_t kSize = 3 * 1024 * 1024 + 123;
+  std::filesystem::path dir_;
+  std::string contents_;
+  ExportTable table_;
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+  uint16_t port_ = 0;
+  std::string socket_;
+};
+
+TEST_F(SpliceTest, EveryShapeOfReadReturnsTheFileExactly) {
+  Start(16);
+  auto c = OpenFile();
+  const uint32_t max = (1u << 20) - 24;
+  const struct {
+    uint64_t offset;
+    uint32_t count;
+  } reads[] = {
+      {0, max},               // a whole iounit: more pages than the pipe has slots
+      {4096, 65536},          // page-aligned
+      {1, 65536},             // starts mid-page
+      {100000, 200000},       // neither
+      {kSize - 1000, 65536},  // across the end of the file: 1000 bytes
+      {kSize, 65536},         // at the end: nothing
+      {kSize + 10, 100000},   // past it: nothing
+      {5, 100},               // small: copied, not spliced
+      {2 * max, max},         // a full one again, unaligned
+  };
+  uint64_t delivered = 0;
+  for (const auto& r : reads) {
+    c->Send(4, wire::Tread{.fid = 1, .offset = r.offset, .count = r.count});
+    auto f = c->Recv();
+    ASSERT_TRUE(f) << "no reply to a read of " << r.count << " at " << r.offset;
+    ASSERT_TRUE(std::holds_alternative<wire::Rread>(f->msg)) << wire::Format(*f, c->dialect_);
+    std::string got = DataOf(*f);
+    std::string want = Expected(r.offset, r.count);
+    ASSERT_EQ(got.size(), want.size()) << "read of " << r.count << " at " << r.offset;
+    EXPECT_TRUE(got == want) << "wrong bytes in a read of " << r.count << " at " << r.offset;
+    delivered += got.size();
+  }
+  const ServerStats& stats = server_->stats();
+  EXPECT_GT(stats.bytes_spliced.load(), 2u * max);  // the big ones went through pipes
+  EXPECT_EQ(stats.bytes_spliced.load() + stats.bytes_read.load(), delivered);
+  // The connection is still in step after all of that.
+  c->Call<wire::Rclunk>(5, wire::Tclunk{.fid = 1});
+}
+
+TEST_F(SpliceTest, MoreReadsInFlightThanPipesAllMatch) {
+  Start(2);
+  auto c = OpenFile();
+  constexpr int kReads = 48;
+  constexpr uint32_t kCount = 100000;
+  std::map<uint16_t, uint64_t> offsets;
+  for (int i = 0; i < kReads; ++i) {
+    uint64_t offset = static_cast<uint64_t>(i) * 65536 + static_cast<uint64_t>(i % 7);
+    offsets[static_cast<uint16_t>(10 + i)] = offset;
+    c->Send(static_cast<uint16_t>(10 + i),
+            wire::Tread{.fid = 1, .offset = offset, .count = kCount});
+  }
+  uint64_t delivered = 0;  // the last reads reach the end of the file
+  for (int i = 0; i < kReads; ++i) {
+    auto f = c->Recv();
+    ASSERT_TRUE(f) << "reply " << i << " of " << kReads << " missing";
+    ASSERT_EQ(offsets.count(f->tag), 1u) << "unexpected tag " << f->tag;
+    ASSERT_TRUE(std::holds_alternative<wire::Rread>(f->msg)) << wire::Format(*f, c->dialect_);
+    std::string got = DataOf(*f);
+    EXPECT_TRUE(got == Expected(offsets[f->tag], kCount)) << "tag " << f->tag;
+    delivered += got.size();
+    offsets.erase(f->tag);
+  }
+  EXPECT_TRUE(offsets.empty());
+  const ServerStats& stats = server_->stats();
+  EXPECT_GT(stats.bytes_spliced.load(), 0u);
+  EXPECT_EQ(stats.bytes_spliced.load() + stats.bytes_read.load(), delivered);
+}
+
+// Over tcp loopback splicing measured slower than copying (docs/performance.md): tcp
+// connections copy.
+TEST_F(SpliceTest, TcpReadsAreCopied) {
+  Start(16);
+  auto c = OpenFile(/*tcp=*/true);
+  c->Send(4, wire::Tread{.fid = 1, .offset = 0, .count = 500000});
+  auto f = c->Recv();
+  ASSERT_TRUE(f);
+  EXPECT_TRUE(DataOf(*f) == Expected(0, 500000));
+  EXPECT_EQ(server_->stats().bytes_spliced.load(), 0u);
+  EXPECT_EQ(server_->stats().bytes_read.load(), 500000u);
+}
+
+TEST_F(SpliceTest, ZeroPipesMeansEveryReadIsCopied) {
+  Start(0);
+  auto c = OpenFile();
+  c->Send(4, wire::Tread{.fid = 1, .offset = 0, .count = 500000});
+  auto f = c->Recv();
+  ASSERT_TRUE(f);
+  EXPECT_TRUE(DataOf(*f) == Expected(0, 500000));
+  EXPECT_EQ(server_->stats().bytes_spliced.load(), 0u);
+  EXPECT_EQ(server_->stats().bytes_read.load(), 500000u);
 }
 
 }  // namespace

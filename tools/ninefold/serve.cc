@@ -28,6 +28,7 @@ struct ServeOptions {
   uint32_t msize = 1u << 20;
   unsigned threads = 8;
   unsigned spin_us = 50;
+  unsigned splice_pipes = 16;
   uint32_t max_fids = 65536;
   uint32_t max_outstanding = 256;
   bool trace = false;
@@ -80,6 +81,7 @@ int RunServe(const ServeOptions& opt) {
                                    .max_outstanding = opt.max_outstanding,
                                    .worker_threads = opt.threads,
                                    .spin = std::chrono::microseconds(opt.spin_us),
+                                   .splice_pipes = opt.splice_pipes,
                                    .trace = opt.trace});
   server::Server& srv = *server;
   bool only_fd = true;
@@ -147,6 +149,11 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                   "lower latency at one request in flight, for up to that much CPU (default "
                   "50; 0: sleep at once)")
       ->check(CLI::Range(0u, 100000u));
+  cmd->add_option("--splice-pipes", opt->splice_pipes,
+                  "reads of exported files over tcp and unix go from file to socket inside the "
+                  "kernel (splice) through at most this many pipes at once; reads beyond that "
+                  "are copied (default 16; 0: always copy)")
+      ->check(CLI::Range(0u, 1024u));
   cmd->add_option("--max-fids", opt->max_fids, "fids per connection (default 65536)")
       ->check(CLI::Range(16u, 1u << 24));
   cmd->add_option("--max-outstanding", opt->max_outstanding,

@@ -84,6 +84,11 @@ class Node {
                                                uint32_t gid);
   // Read up to out.size() bytes at offset; 0 at end of file.
   virtual Result<size_t> Read(uint64_t offset, std::span<std::byte> out);
+  // When this open file's bytes are those of a regular host file, at the same offsets:
+  // that file's descriptor (open for reading), owned by the node. The framework may then
+  // move a read's data in the kernel (splice(2)) instead of calling Read; Read stays the
+  // reference (it is used whenever splicing cannot be). -1 (the default): always Read.
+  virtual int data_fd() const { return -1; }
   // Write data at offset (an O_APPEND open appends); returns bytes written.
   virtual Result<size_t> Write(uint64_t offset, std::span<const std::byte> data);
   // Directory entries from the position `offset` (0: the start; otherwise the offset

@@ -45,6 +45,11 @@ struct ServerOptions {
   // in epoll: a request arriving meanwhile costs no wake-up (at one request in flight,
   // most of a small request's round trip). Zero: sleep at once.
   std::chrono::microseconds spin{50};
+  // Reads of exported host files over tcp and unix move the data from the file to the
+  // socket inside the kernel (splice(2) through a pipe; see transport/splice.h): at most
+  // this many pipes at once, shared by all connections (more reads in flight than that
+  // use pread). Zero: never splice.
+  unsigned splice_pipes = 16;
   // Print every message (also enabled by NINEFOLD_TRACE=1 in the environment).
   bool trace = false;
 };
@@ -56,6 +61,9 @@ struct ServerStats {
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> errors_sent{0};
   std::atomic<uint64_t> malformed_frames{0};
+  // Tread data moved from file to socket by splice (never in user memory) / by Read.
+  std::atomic<uint64_t> bytes_spliced{0};
+  std::atomic<uint64_t> bytes_read{0};
 };
 
 class Server {

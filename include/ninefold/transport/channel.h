@@ -26,6 +26,7 @@
 #include "ninefold/base/result.h"
 #include "ninefold/buf/buffer.h"
 #include "ninefold/transport/address.h"
+#include "ninefold/transport/splice.h"
 
 namespace ninefold::transport {
 
@@ -37,11 +38,16 @@ namespace ninefold::transport {
 // reference to it, not copied; `placement` (a range of the arena, one request only)
 // tells the peer where it may write this request's reply payload itself (a Tread's
 // destination). Byte streams ignore `placement` and send payloads inline.
+//
+// On a channel that can_splice(), `spliced` (when set) holds the first spliced->pending
+// bytes of the payload in a pipe (splice.h): they go out between `head` and `payload`,
+// moved from the pipe by the kernel. Other channels never get one.
 struct OutFrame {
   std::vector<std::byte> head;
   std::span<const std::byte> payload;
   std::shared_ptr<const void> owner;
   std::span<std::byte> placement;
+  std::shared_ptr<SplicePipe> spliced;
 };
 
 class Channel {
@@ -103,6 +109,9 @@ class Channel {
   // reply's payload to be written (its OutFrame::placement), checked to lie inside the
   // arena; empty when none. Valid while the channel lives.
   virtual std::span<std::byte> FramePlacement() const { return {}; }
+  // True when OutFrame::spliced may be used: the channel writes to a socket that
+  // splice(2) can feed.
+  virtual bool can_splice() const { return false; }
 };
 
 class Listener {

@@ -1,0 +1,87 @@
+#!/bin/bash
+# Spliced reads (file -> pipe -> socket inside the kernel) against copied ones, side by
+# side in one run: the same `ninefold serve` export read with --splice-pipes 16 (the
+# default) and --splice-pipes 0 (pread into memory, then send), over unix and tcp.
+#
+#   bench/splice_reads.sh [BUILD_DIR]        (default build/release; builds nothing)
+#
+# Each row: `p9load --op read` of an IO_BYTES file on tmpfs in msize-sized requests
+# (msize - 24 bytes), 4 in flight, ROUNDS rounds alternating which server goes first; the
+# table shows the median MB/s of each and the ratio spliced / copied. The server only
+# splices over unix sockets (tcp copies whatever --splice-pipes says: see
+# docs/performance.md), so the tcp rows show that choice's cost, if any.
+#
+# Environment: ROUNDS (3), IO_BYTES (1G), BENCH_DIR (/dev/shm/ninefold-splice-bench,
+# removed at the end). Servers listen on 127.0.0.1 or a socket under BENCH_DIR and stop by
+# themselves (timeout) even if this script is killed.
+set -euo pipefail
+
+BUILD=${1:-build/release}
+NINEFOLD=$BUILD/ninefold
+P9LOAD=$BUILD/bench/p9load
+ROUNDS=${ROUNDS:-3}
+IO_BYTES=${IO_BYTES:-1G}
+BENCH_DIR=${BENCH_DIR:-/dev/shm/ninefold-splice-bench}
+for f in "$NINEFOLD" "$P9LOAD"; do
+  [ -x "$f" ] || { echo "missing $f: cmake --build $BUILD" >&2; exit 2; }
+done
+
+mkdir -p "$BENCH_DIR/export"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$BENCH_DIR"
+}
+trap cleanup EXIT
+
+echo "writing a $IO_BYTES file to $BENCH_DIR/export ..." >&2
+head -c "$IO_BYTES" /dev/urandom >"$BENCH_DIR/export/big"
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# run PIPES: one server, every row once; appends "row pipes mb_s" lines to $RESULTS.
+RESULTS=$BENCH_DIR/results
+run() {
+  local pipes=$1 port sock pid
+  port=$(free_port)
+  sock=$BENCH_DIR/s$pipes.sock
+  timeout 600 "$NINEFOLD" serve --listen "tcp!127.0.0.1!$port" --listen "unix!$sock" \
+    --export "$BENCH_DIR/export" --splice-pipes "$pipes" 2>/dev/null &
+  pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+  for addr in "unix!$sock" "tcp!127.0.0.1!$port"; do
+    for msize in 64K 1M; do
+      local out mbs
+      out=$("$P9LOAD" --addr "$addr" --aname "$BENCH_DIR/export" --op read --file big \
+        --outstanding 4 --msize "$msize" --bytes "$IO_BYTES")
+      mbs=$(sed -n 's/.*mb_s=\([0-9.]*\).*/\1/p' <<<"$out")
+      echo "${addr%%!*}-$msize $pipes $mbs" >>"$RESULTS"
+      echo "  ${addr%%!*} msize $msize, splice pipes $pipes: $mbs MB/s" >&2
+    done
+  done
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+: >"$RESULTS"
+for round in $(seq "$ROUNDS"); do
+  echo "round $round of $ROUNDS" >&2
+  if ((round % 2)); then run 16; run 0; else run 0; run 16; fi
+done
+
+echo
+printf '%-14s | %14s | %14s | %6s\n' "read, MB/s" "spliced (med)" "copied (med)" "ratio"
+printf '%-14s | %14s | %14s | %6s\n' "---" "---:" "---:" "---:"
+for row in unix-64K unix-1M tcp-64K tcp-1M; do
+  med() { awk -v r="$row" -v p="$1" '$1==r && $2==p {print $3}' "$RESULTS" | sort -n |
+    awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+  s=$(med 16)
+  c=$(med 0)
+  printf '%-14s | %14s | %14s | %6s\n' "$row" "$s" "$c" "$(awk -v s="$s" -v c="$c" 'BEGIN{printf "%.2f", s/c}')"
+done
+echo
+echo "every reading (row, splice pipes, MB/s) in run order:"
+cat "$RESULTS"
