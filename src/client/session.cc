@@ -111,6 +111,9 @@ struct Session::Impl {
   asio::steady_timer connect_timer;  // Rversion
   std::vector<std::byte> batch;      // frames to send at the end of this burst
   bool flush_posted = false;
+  // Over shm every frame becomes its own ring record anyway: gathering them saves no
+  // system call and only delays each request by a trip through the io_context.
+  bool send_at_once = false;
 
   // Any thread.
   std::mutex fid_mu;
@@ -138,6 +141,7 @@ Session::Session(std::shared_ptr<transport::Channel> channel, SessionOptions opt
   impl_->dones.resize(2 * n);
   for (uint32_t t = n; t-- > 0;) impl_->free_tags.push_back(static_cast<uint16_t>(t));
   for (uint32_t t = 2 * n; t-- > n;) impl_->free_flush_tags.push_back(static_cast<uint16_t>(t));
+  impl_->send_at_once = shares_memory();
 }
 
 Session::~Session() = default;
@@ -268,12 +272,13 @@ void Session::Transmit(uint16_t tag, std::vector<std::byte> frame,
 // issue the next request) are gathered into one buffer and written with one send when
 // the burst is over; a frame with a large payload goes out by itself, after the batch,
 // so that order is kept and the payload is not copied. So does a frame with a placement
-// (a Tread whose data the server may write into shared memory).
+// (a Tread whose data the server may write into shared memory), and every frame over shm
+// (send_at_once).
 void Session::Emit(std::vector<std::byte> frame, std::span<const std::byte> payload,
                    std::span<std::byte> placement) {
   Impl& im = *impl_;
   constexpr size_t kCopyPayloadBelow = 4096;
-  if (payload.size() >= kCopyPayloadBelow || !placement.empty()) {
+  if (payload.size() >= kCopyPayloadBelow || !placement.empty() || im.send_at_once) {
     FlushBatch();
     channel_->Send(transport::OutFrame{std::move(frame), payload, nullptr, placement});
     return;

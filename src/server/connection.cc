@@ -200,6 +200,7 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
     Complete(tag, std::move(out), generation);
     return;
   }
+  channel_->YieldAfterFrame();
   asio::post(io_, [self = shared_from_this(), tag, keep = std::move(keep), f = std::move(*frame),
                    generation, placement]() mutable {
     transport::OutFrame out;

@@ -36,12 +36,6 @@ void Wake(std::atomic<uint32_t>* word, int fd) {
   ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, 1, nullptr, nullptr, 0);
 }
 
-inline void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
 constexpr uint32_t Round8(uint32_t n) { return (n + 7u) & ~7u; }
 
 Error Corrupt(std::string what) {

@@ -35,6 +35,9 @@ using stream_protocol = asio::local::stream_protocol;
 constexpr uint32_t kRingCapacity = 4u << 20;
 // The longest a sleeping receiver goes without looking at its ring.
 constexpr auto kNap = std::chrono::milliseconds(100);
+// How long one Poll handler keeps polling an empty ring before it lets the io thread run
+// other handlers: short, since those (other connections on a server's io thread) wait.
+constexpr auto kSpinInPlace = std::chrono::microseconds(5);
 
 Error Errno(int err, std::string context) {
   return Error(std::error_code(err, std::generic_category()), std::move(context));
@@ -153,6 +156,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   }
   std::shared_ptr<const void> RetainFrame() override { return current_; }
   void DeliverInPlace() override { in_place_ = true; }
+  void YieldAfterFrame() override { yield_ = true; }
   std::shared_ptr<buf::Arena> arena() const override { return arena_; }
   std::span<const std::byte> FramePayload() const override { return frame_payload_; }
   std::span<std::byte> FramePlacement() const override { return frame_placement_; }
@@ -176,61 +180,76 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
       });
       return;
     }
-    int delivered = 0;
-    while (delivered < 64 && !paused_.load()) {
-      Result<RingConsumer::Next> next = rx_.TryPeek();
-      if (!next) return Stop(Error(next.error().code(), peer_ + ": " + next.error().context()));
-      if (!next->ready) break;
-      std::span<const std::byte> head = next->frame;
-      uint32_t declared = 0;
-      if (head.size() >= 4) std::memcpy(&declared, head.data(), 4);
-      frame_payload_ = {};
-      frame_placement_ = {};
-      if (declared != head.size() && head.size() >= 7 + sizeof(ShmTrailer)) {
-        ShmTrailer t;  // read once: the peer may change the ring's bytes meanwhile
-        std::memcpy(&t, head.data() + head.size() - sizeof t, sizeof t);
-        head = head.first(head.size() - sizeof t);
-        if (Result<void> ok = TakeTrailer(t); !ok) {
-          return Stop(Error(ok.error().code(), peer_ + ": " + ok.error().context()));
+    const auto in_place_until = Clock::now() + kSpinInPlace;
+    for (;;) {
+      int delivered = 0;
+      yield_ = false;
+      while (delivered < 64 && !paused_.load()) {
+        Result<RingConsumer::Next> next = rx_.TryPeek();
+        if (!next) return Stop(Error(next.error().code(), peer_ + ": " + next.error().context()));
+        if (!next->ready) break;
+        std::span<const std::byte> head = next->frame;
+        uint32_t declared = 0;
+        if (head.size() >= 4) std::memcpy(&declared, head.data(), 4);
+        frame_payload_ = {};
+        frame_placement_ = {};
+        if (declared != head.size() && head.size() >= 7 + sizeof(ShmTrailer)) {
+          ShmTrailer t;  // read once: the peer may change the ring's bytes meanwhile
+          std::memcpy(&t, head.data() + head.size() - sizeof t, sizeof t);
+          head = head.first(head.size() - sizeof t);
+          if (Result<void> ok = TakeTrailer(t); !ok) {
+            return Stop(Error(ok.error().code(), peer_ + ": " + ok.error().context()));
+          }
         }
-      }
-      uint64_t size = head.size() + frame_payload_.size();
-      if (head.size() < 7 || size > max_frame_.load() || declared != size) {
-        Errc code = size > max_frame_.load() ? Errc::kFrameTooLarge : Errc::kSizeMismatch;
-        return Stop(Error(code, fmt::format("frame of {} bytes (size field {}) from {} (limit {})",
-                                            size, declared, peer_, max_frame_.load())));
-      }
-      if (in_place_) {
-        // The owner reads each field once (DeliverInPlace): no copy, the ring's bytes.
-        on_frame_(head);
+        uint64_t size = head.size() + frame_payload_.size();
+        if (head.size() < 7 || size > max_frame_.load() || declared != size) {
+          Errc code = size > max_frame_.load() ? Errc::kFrameTooLarge : Errc::kSizeMismatch;
+          return Stop(
+              Error(code, fmt::format("frame of {} bytes (size field {}) from {} (limit {})", size,
+                                      declared, peer_, max_frame_.load())));
+        }
+        if (in_place_) {
+          // The owner reads each field once (DeliverInPlace): no copy, the ring's bytes.
+          on_frame_(head);
+          rx_.Pop();
+          ++delivered;
+          if (closed()) return Poll();
+          continue;
+        }
+        // A private copy: the peer could rewrite the ring's bytes while we parse them. The
+        // copy's buffer is reused for the next frame unless the handler retained it.
+        if (!scratch_ || scratch_.use_count() > 1)
+          scratch_ = std::make_shared<std::vector<std::byte>>();
+        scratch_->assign(head.begin(), head.end());
         rx_.Pop();
+        current_ = scratch_;
+        on_frame_(std::span<const std::byte>(scratch_->data(), scratch_->size()));
+        current_.reset();
         ++delivered;
         if (closed()) return Poll();
-        continue;
       }
-      // A private copy: the peer could rewrite the ring's bytes while we parse them. The
-      // copy's buffer is reused for the next frame unless the handler retained it.
-      if (!scratch_ || scratch_.use_count() > 1)
-        scratch_ = std::make_shared<std::vector<std::byte>>();
-      scratch_->assign(head.begin(), head.end());
-      rx_.Pop();
-      current_ = scratch_;
-      on_frame_(std::span<const std::byte>(scratch_->data(), scratch_->size()));
-      current_.reset();
-      ++delivered;
-      if (closed()) return Poll();
-    }
-    {
-      std::lock_guard lock(mu_);
-      FlushLocked();
-    }
-    auto now = Clock::now();
-    if (delivered > 0) idle_since_ = now;
-    if (delivered > 0 || now - idle_since_ < spin_) {
-      asio::post(io_, [self = shared_from_this()] { self->Poll(); });
+      {
+        std::lock_guard lock(mu_);
+        FlushLocked();
+      }
+      auto now = Clock::now();
+      if (delivered > 0) idle_since_ = now;
+      if (delivered > 0 || now - idle_since_ < spin_) {
+        // Look again right here for a while. Each post costs the io thread a turn of
+        // Asio's reactor (an epoll_wait system call) before Poll runs again, and a frame
+        // arriving meanwhile waits for it. After kSpinInPlace other handlers (other
+        // connections) get their turn; at once when a frame's handler posted work
+        // (YieldAfterFrame).
+        if (now < in_place_until && !yield_) {
+          CpuRelax();
+          continue;
+        }
+        asio::post(io_, [self = shared_from_this()] { self->Poll(); });
+        return;
+      }
+      asio::post(strand_, [self = shared_from_this()] { self->Sleep(); });
       return;
     }
-    asio::post(strand_, [self = shared_from_this()] { self->Sleep(); });
   }
 
   // Checks a record's trailer against the arena and sets frame_payload_/frame_placement_.
@@ -375,8 +394,9 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   asio::steady_timer nap_;
   std::string peer_;
   std::chrono::microseconds spin_;
-  bool in_place_ = false;                            // set before Start
-  FrameHandler on_frame_;                            // Poll's
+  bool in_place_ = false;  // set before Start
+  bool yield_ = false;     // Poll's: a handler asked for a turn of the io_context
+  FrameHandler on_frame_;  // Poll's
   std::shared_ptr<std::vector<std::byte>> scratch_;  // Poll's: the last frame's copy
   std::shared_ptr<const void> current_;              // Poll's: the frame being delivered
   std::span<const std::byte> frame_payload_;         // Poll's: its payload by reference

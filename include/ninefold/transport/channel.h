@@ -109,6 +109,11 @@ class Channel {
   // reply's payload to be written (its OutFrame::placement), checked to lie inside the
   // arena; empty when none. Valid while the channel lives.
   virtual std::span<std::byte> FramePlacement() const { return {}; }
+  // Only from inside the FrameHandler: the handler queued work on the io_context (a
+  // request that may block, posted to run off the read loop) that should run before the
+  // channel looks for more frames. A channel that polls (shm) would otherwise keep the io
+  // thread a little longer; others ignore it.
+  virtual void YieldAfterFrame() {}
   // True when OutFrame::spliced may be used: the channel writes to a socket that
   // splice(2) can feed.
   virtual bool can_splice() const { return false; }

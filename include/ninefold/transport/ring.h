@@ -36,6 +36,14 @@
 
 namespace ninefold::transport {
 
+// One iteration of a spinning wait: tells the CPU so (x86 PAUSE), sparing the sibling
+// hyperthread and the memory bus.
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 struct RingHeader {
   // Producer's cache line.
   alignas(64) std::atomic<uint32_t> tail;  // bytes published, free-running
