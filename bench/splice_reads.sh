@@ -7,9 +7,7 @@
 #
 # Each row: `p9load --op read` of an IO_BYTES file on tmpfs in msize-sized requests
 # (msize - 24 bytes), 4 in flight, ROUNDS rounds alternating which server goes first; the
-# table shows the median MB/s of each and the ratio spliced / copied. The server only
-# splices over unix sockets (tcp copies whatever --splice-pipes says: see
-# docs/performance.md), so the tcp rows show that choice's cost, if any.
+# table shows the median MB/s of each and the ratio spliced / copied.
 #
 # Environment: ROUNDS (3), IO_BYTES (1G), BENCH_DIR (/dev/shm/ninefold-splice-bench,
 # removed at the end). Servers listen on 127.0.0.1 or a socket under BENCH_DIR and stop by

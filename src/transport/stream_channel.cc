@@ -46,12 +46,6 @@ Error FromErrno(int err, std::string_view what) {
   return Error(std::error_code(err, std::generic_category()), std::string(what));
 }
 
-bool IsUnixSocket(int fd) {
-  int domain = 0;
-  socklen_t len = sizeof domain;
-  return ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX;
-}
-
 // A read buffer. RetainFrame hands out references that count in `holds`; the channel
 // writes into a chunk's bytes again only once nothing holds it.
 struct Chunk {
@@ -91,8 +85,6 @@ class StreamChannel final : public Channel,
         writer_(std::move(writer)),
         peer_(std::move(peer)),
         is_socket_(is_socket),
-        splice_(is_socket &&
-                IsUnixSocket(writer_ ? writer_->native_handle() : stream_.native_handle())),
         chunk_(std::make_shared<Chunk>(kInitialBuffer)) {}
 
   void Start(FrameHandler on_frame, CloseHandler on_close) override {
@@ -134,7 +126,7 @@ class StreamChannel final : public Channel,
   void Close() override { Stop(Error()); }
   const std::string& peer() const override { return peer_; }
   size_t queued_bytes() const override { return queued_.load(std::memory_order_relaxed); }
-  bool can_splice() const override { return splice_; }
+  bool can_splice() const override { return is_socket_; }
 
   bool ReadAhead() override {
     // Only on the read loop's thread, inside on_frame_, after RetainFrame.
@@ -367,17 +359,13 @@ class StreamChannel final : public Channel,
   ssize_t WriteQueuedLocked() {
     iovec iov[kMaxIov];
     size_t count = 0;
-    bool spliced_next = false;
     for (auto it = queue_.begin(); it != queue_.end() && count + 2 <= kMaxIov; ++it) {
       size_t skip = it == queue_.begin() ? it->done : 0;
       const auto& head = it->frame.head;
       const auto& payload = it->frame.payload;
       if (skip < head.size()) {
         iov[count++] = {const_cast<std::byte*>(head.data()) + skip, head.size() - skip};
-        if (it->spliced > 0) {
-          spliced_next = true;  // the pipe's bytes follow: nothing after them in this write
-          break;
-        }
+        if (it->spliced > 0) break;  // the pipe's bytes follow: nothing after them here
         skip = 0;
       } else {
         skip -= head.size() + it->spliced;  // the front frame, past its pipe (InPipe is false)
@@ -392,9 +380,9 @@ class StreamChannel final : public Channel,
         msghdr msg{};
         msg.msg_iov = iov;
         msg.msg_iovlen = count;
-        // MSG_MORE: the head waits for the spliced bytes rather than leave as a packet
-        // of its own.
-        n = ::sendmsg(writer().native_handle(), &msg, MSG_NOSIGNAL | (spliced_next ? MSG_MORE : 0));
+        // No MSG_MORE before spliced bytes (nor SPLICE_F_MORE on them): over tcp it held
+        // segments back and spliced reads ran at half the speed (docs/performance.md).
+        n = ::sendmsg(writer().native_handle(), &msg, MSG_NOSIGNAL);
       } else {
         n = ::writev(writer().native_handle(), iov, static_cast<int>(count));
       }
@@ -407,11 +395,10 @@ class StreamChannel final : public Channel,
     Pending& front = queue_.front();
     SplicePipe& pipe = *front.frame.spliced;
     size_t want = front.frame.head.size() + front.spliced - front.done;
-    bool more = !front.frame.payload.empty() || queue_.size() > 1;
     ssize_t n;
     do {
       n = ::splice(pipe.read_fd, nullptr, writer().native_handle(), nullptr, want,
-                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK | (more ? SPLICE_F_MORE : 0));
+                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     } while (n < 0 && errno == EINTR);
     if (n == 0) {
       errno = EPIPE;  // the pipe was short of what it promised: the stream would be torn
@@ -444,10 +431,7 @@ class StreamChannel final : public Channel,
   Stream stream_;
   std::optional<Stream> writer_;
   const std::string peer_;
-  const bool is_socket_;  // sendmsg (no SIGPIPE) rather than writev
-  // Spliced payloads welcome: unix sockets only. Over tcp loopback splicing measured
-  // slower than copying at 64 KiB and no faster at 1 MiB (docs/performance.md).
-  const bool splice_;
+  const bool is_socket_;  // sendmsg (no SIGPIPE) rather than writev; splice welcome
   std::atomic<uint32_t> max_frame_{kDefaultMaxFrame};
   std::atomic<bool> paused_{false};  // written under mu_
   std::atomic<size_t> queued_{0};    // bytes not yet written
