@@ -5,6 +5,8 @@
 // sender's own write, without a trip through the loop. Frames are cut from refcounted
 // read buffers, so a receiver may keep a frame (RetainFrame) instead of copying it.
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -44,6 +46,31 @@ Error FromAsio(const std::error_code& ec, std::string_view what) {
 }
 Error FromErrno(int err, std::string_view what) {
   return Error(std::error_code(err, std::generic_category()), std::string(what));
+}
+
+// splice(2) from a pipe into a socket. splice has no MSG_NOSIGNAL: writing to a socket
+// whose peer has gone raises SIGPIPE, whose default action ends the process. So SIGPIPE
+// is blocked for this thread around the call and one it raised is taken back; the caller
+// sees EPIPE, as sendmsg's callers do.
+ssize_t SpliceNoSignal(int pipe_fd, int socket_fd, size_t len) {
+  sigset_t sigpipe;
+  sigset_t old;
+  sigemptyset(&sigpipe);
+  sigaddset(&sigpipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &sigpipe, &old);
+  ssize_t n;
+  do {
+    n = ::splice(pipe_fd, nullptr, socket_fd, nullptr, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+  } while (n < 0 && errno == EINTR);
+  int err = errno;
+  if (n < 0 && err == EPIPE && !sigismember(&old, SIGPIPE)) {
+    timespec none{};
+    while (sigtimedwait(&sigpipe, nullptr, &none) == SIGPIPE) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  errno = err;
+  return n;
 }
 
 // A read buffer. RetainFrame hands out references that count in `holds`; the channel
@@ -395,11 +422,7 @@ class StreamChannel final : public Channel,
     Pending& front = queue_.front();
     SplicePipe& pipe = *front.frame.spliced;
     size_t want = front.frame.head.size() + front.spliced - front.done;
-    ssize_t n;
-    do {
-      n = ::splice(pipe.read_fd, nullptr, writer().native_handle(), nullptr, want,
-                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-    } while (n < 0 && errno == EINTR);
+    ssize_t n = SpliceNoSignal(pipe.read_fd, writer().native_handle(), want);
     if (n == 0) {
       errno = EPIPE;  // the pipe was short of what it promised: the stream would be torn
       return -1;

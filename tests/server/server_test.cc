@@ -717,6 +717,29 @@ TEST_F(SpliceTest, TcpReadsAreSplicedToo) {
   EXPECT_EQ(server_->stats().bytes_spliced.load() + server_->stats().bytes_read.load(), delivered);
 }
 
+// A client that goes away while spliced replies are still being written: splice(2) into
+// a closed socket raises SIGPIPE, which would end this (the server's) process. The server
+// must drop that connection and go on serving.
+TEST_F(SpliceTest, ClientGoneMidReplyLeavesTheServerServing) {
+  Start(16);
+  for (bool tcp : {true, false}) {
+    auto c = OpenFile(tcp);
+    for (uint16_t tag = 10; tag < 26; ++tag) {
+      c->Send(tag, wire::Tread{.fid = 1, .offset = 0, .count = (1u << 20) - 24});
+    }
+    auto first = c->Recv();  // the server is writing replies by now
+    ASSERT_TRUE(first);
+    c.reset();  // closed with ~15 MiB of replies unread
+  }
+  std::this_thread::sleep_for(200ms);
+  EXPECT_GT(server_->stats().bytes_spliced.load(), 0u);
+  auto again = OpenFile();
+  again->Send(4, wire::Tread{.fid = 1, .offset = 7, .count = 100000});
+  auto f = again->Recv();
+  ASSERT_TRUE(f) << "the server stopped serving";
+  EXPECT_TRUE(DataOf(*f) == Expected(7, 100000));
+}
+
 TEST_F(SpliceTest, ZeroPipesMeansEveryReadIsCopied) {
   Start(0);
   auto c = OpenFile();
