@@ -58,6 +58,19 @@ constexpr uint32_t kTrailerMagic = 0x5254464e;  // "NFTR"
 constexpr uint32_t kTrailerPlacement = 1;
 constexpr uint32_t kTrailerPayload = 2;
 
+// The hello as a client receives it, with its descriptors (memfd, server eventfd,
+// client eventfd), now owned by the caller.
+struct ReceivedShmHello {
+  ShmHello hello;
+  int fds[3] = {-1, -1, -1};
+};
+
+// Receives the hello on the connected socket `fd` (blocking: the caller waits until it
+// is readable): exactly one ShmHello and three descriptors, with our magic and version.
+// The layout it describes is not checked here. On error, descriptors received are closed
+// and the error says why ("bad shm hello: ..." or recvmsg's errno).
+[[nodiscard]] Result<ReceivedShmHello> ReceiveShmHello(int fd);
+
 // Bytes of data area per connection (NINEFOLD_SHM_DATA_MB overrides; default 64 MiB).
 // Pages cost memory only once written.
 uint64_t ShmDataBytes();

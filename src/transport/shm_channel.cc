@@ -5,11 +5,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <iterator>
 #include <mutex>
+#include <utility>
 
 #include "asio/bind_executor.hpp"
 #include "asio/dispatch.hpp"
@@ -552,6 +555,43 @@ Result<std::unique_ptr<Listener>> ListenShm(asio::io_context& io, const Address&
       new ShmListener(io, std::move(*acceptor), address, std::move(on_accept)));
 }
 
+Result<ReceivedShmHello> ReceiveShmHello(int fd) {
+  ReceivedShmHello r;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof r.fds)] = {};
+  iovec iov{&r.hello, sizeof r.hello};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  do {
+    n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return Unexpected(Errno(errno, "receive shm hello"));
+  size_t count = 0;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+      count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      std::memcpy(r.fds, CMSG_DATA(c), std::min(count, std::size(r.fds)) * sizeof(int));
+    }
+  }
+  auto bad = [&](std::string why) {
+    for (int& f : r.fds) {
+      if (f >= 0) ::close(std::exchange(f, -1));
+    }
+    return Unexpected(Error(std::errc::protocol_error, "bad shm hello: " + why));
+  };
+  if (n != sizeof r.hello || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+    return bad(fmt::format("{} bytes (flags {:#x})", n, static_cast<unsigned>(msg.msg_flags)));
+  }
+  if (count != std::size(r.fds)) return bad(fmt::format("{} descriptors, not 3", count));
+  if (r.hello.magic != kShmMagic || r.hello.version != kShmVersion) {
+    return bad(fmt::format("magic {:#x} version {}", r.hello.magic, r.hello.version));
+  }
+  return r;
+}
+
 Result<std::shared_ptr<Channel>> OpenShmClient(asio::io_context& io, int fd, const Address& address,
                                                std::chrono::milliseconds timeout) {
   // Takes `fd` over: closed on every error, else owned by the channel.
@@ -568,35 +608,18 @@ Result<std::shared_ptr<Channel>> OpenShmClient(asio::io_context& io, int fd, con
     ready = ::poll(&p, 1, static_cast<int>(timeout.count()));
   } while (ready < 0 && errno == EINTR);
   if (ready == 0) return fail(Errno(ETIMEDOUT, "no shm hello from " + address.ToString()));
-  ShmHello hello{};
-  int fds[3] = {-1, -1, -1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
-  iovec iov{&hello, sizeof hello};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-  if (n < 0) return fail(Errno(errno, "receive shm hello from " + address.ToString()));
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      std::memcpy(fds, CMSG_DATA(c), std::min(count, size_t{3}) * sizeof(int));
-    }
+  Result<ReceivedShmHello> received = ReceiveShmHello(fd);
+  if (!received) {
+    return fail(Error(received.error().code(),
+                      fmt::format("{}: {}", address.ToString(), received.error().context())));
   }
+  const ShmHello& hello = received->hello;
+  int* fds = received->fds;
   auto bad = [&](std::string why) {
     return fail(Error(std::errc::protocol_error,
                       fmt::format("{}: bad shm hello: {}", address.ToString(), why)),
                 {fds[0], fds[1], fds[2]});
   };
-  if (n != sizeof hello || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-    return bad(fmt::format("{} bytes", n));
-  }
-  if (hello.magic != kShmMagic || hello.version != kShmVersion) {
-    return bad(fmt::format("magic {:#x} version {}", hello.magic, hello.version));
-  }
-  if (fds[0] < 0 || fds[1] < 0 || fds[2] < 0) return bad("descriptors missing");
   uint64_t rb = hello.ring_bytes;
   auto inside = [&](uint64_t off) {
     return off % buf::kPageSize == 0 && off + rb <= hello.region_bytes;

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -424,34 +425,10 @@ class RawShmClient {
     if (::setsockopt(socket_, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit) != 0) {
       return SystemFailure("setsockopt SO_RCVTIMEO");
     }
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds_)] = {};
-    iovec iov{&hello_, sizeof hello_};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    ssize_t n = ::recvmsg(socket_, &msg, MSG_CMSG_CLOEXEC);
-    if (n < 0) return SystemFailure("receive the shm hello");
-    size_t count = 0;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-        count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        std::memcpy(fds_, CMSG_DATA(c), std::min(count, std::size(fds_)) * sizeof(int));
-      }
-    }
-    if (n != static_cast<ssize_t>(sizeof hello_) || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-      return testing::AssertionFailure() << "shm hello of " << n << " bytes (flags "
-                                         << msg.msg_flags << "), expected " << sizeof hello_;
-    }
-    if (count != std::size(fds_)) {
-      return testing::AssertionFailure()
-             << count << " descriptors with the shm hello, expected " << std::size(fds_);
-    }
-    if (hello_.magic != kShmMagic || hello_.version != kShmVersion) {
-      return testing::AssertionFailure() << "shm hello with magic " << std::hex << hello_.magic
-                                         << std::dec << " version " << hello_.version;
-    }
+    Result<ReceivedShmHello> received = ReceiveShmHello(socket_);
+    if (!received) return testing::AssertionFailure() << received.error().ToString();
+    hello_ = received->hello;
+    std::copy(std::begin(received->fds), std::end(received->fds), fds_);
     void* region =
         ::mmap(nullptr, hello_.region_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fds_[0], 0);
     if (region == MAP_FAILED) {
