@@ -138,6 +138,7 @@ class Ops {
       // Straight into the client's shared memory; the reply refers to it.
       Result<size_t> n = f.node->Read(m.offset, placement_.first(count));
       if (!n) return Unexpected(n.error());
+      c_.stats().bytes_read += *n;
       return Reply{
           wire::Rread{.data = wire::Data(std::span<const std::byte>(placement_.first(*n)))},
           nullptr};

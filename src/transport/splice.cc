@@ -80,21 +80,19 @@ std::shared_ptr<SplicePipe> PipePool::Take() {
   if (!p) {
     p = std::make_unique<SplicePipe>();
     int fds[2];
+    bool sized = false;
     if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0) {
       p->read_fd = fds[0];
       p->write_fd = fds[1];
       // As large as allowed, halving from the wish: the kernel caps unprivileged pipes
-      // at fs/pipe-max-size and refuses more once the user has many pipe pages.
-      for (size_t want = state_->pipe_bytes; want >= 4096 && p->capacity == 0; want /= 2) {
-        int got = ::fcntl(p->read_fd, F_SETPIPE_SZ, static_cast<int>(want));
-        if (got > 0) p->capacity = static_cast<size_t>(got);
+      // at fs/pipe-max-size and refuses more once the user has many pipe pages. The
+      // default size (64 KiB) serves if none is granted: more of a read is copied.
+      for (size_t want = state_->pipe_bytes; want >= 4096 && !sized; want /= 2) {
+        sized = ::fcntl(p->read_fd, F_SETPIPE_SZ, static_cast<int>(want)) > 0;
       }
-      if (p->capacity == 0) {
-        int got = ::fcntl(p->read_fd, F_GETPIPE_SZ);
-        p->capacity = got > 0 ? static_cast<size_t>(got) : 0;
-      }
+      sized = sized || ::fcntl(p->read_fd, F_GETPIPE_SZ) > 0;
     }
-    if (p->capacity == 0) {
+    if (!sized) {
       ClosePipe(*p);
       std::lock_guard lock(state_->mu);
       state_->live--;

@@ -61,7 +61,8 @@ struct ServerStats {
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> errors_sent{0};
   std::atomic<uint64_t> malformed_frames{0};
-  // Tread data moved from file to socket by splice (never in user memory) / by Read.
+  // Tread data of files: moved from file to socket by splice (never in user memory) /
+  // read by Node::Read (into the server's memory or, over shm, the client's arena).
   std::atomic<uint64_t> bytes_spliced{0};
   std::atomic<uint64_t> bytes_read{0};
 };

@@ -23,7 +23,6 @@ namespace ninefold::transport {
 struct SplicePipe {
   int read_fd = -1;
   int write_fd = -1;
-  size_t capacity = 0;  // bytes the pipe holds (F_SETPIPE_SZ)
   size_t pending = 0;
 };
 
