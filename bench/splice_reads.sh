@@ -35,21 +35,20 @@ trap cleanup EXIT
 echo "writing a $IO_BYTES file to $BENCH_DIR/export ..." >&2
 head -c "$IO_BYTES" /dev/urandom >"$BENCH_DIR/export/big"
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 # run PIPES: one server, every row once; appends "row pipes mb_s" lines to $RESULTS.
 RESULTS=$BENCH_DIR/results
 run() {
-  local pipes=$1 port sock pid
-  port=$(free_port)
+  local pipes=$1 port sock pid log
   sock=$BENCH_DIR/s$pipes.sock
-  timeout 600 "$NINEFOLD" serve --listen "tcp!127.0.0.1!$port" --listen "unix!$sock" \
-    --export "$BENCH_DIR/export" --splice-pipes "$pipes" 2>/dev/null &
+  log=$BENCH_DIR/serve$pipes.log
+  # tcp port 0: the server picks a free one and logs it.
+  timeout 600 "$NINEFOLD" serve --listen 'tcp!127.0.0.1!0' --listen "unix!$sock" \
+    --export "$BENCH_DIR/export" --splice-pipes "$pipes" 2>"$log" &
   pid=$!
   PIDS+=("$pid")
   for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+  port=$(sed -n 's/.*listening on tcp!127\.0\.0\.1!\([0-9]*\)$/\1/p' "$log")
+  [ -n "$port" ] || { echo "ninefold serve did not start:" >&2; cat "$log" >&2; exit 1; }
   for addr in "unix!$sock" "tcp!127.0.0.1!$port"; do
     for msize in 64K 1M; do
       local out mbs
