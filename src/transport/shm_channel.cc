@@ -185,52 +185,9 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     }
     const auto in_place_until = Clock::now() + kSpinInPlace;
     for (;;) {
-      int delivered = 0;
       yield_ = false;
-      while (delivered < 64 && !paused_.load()) {
-        Result<RingConsumer::Next> next = rx_.TryPeek();
-        if (!next) return Stop(Error(next.error().code(), peer_ + ": " + next.error().context()));
-        if (!next->ready) break;
-        std::span<const std::byte> head = next->frame;
-        uint32_t declared = 0;
-        if (head.size() >= 4) std::memcpy(&declared, head.data(), 4);
-        frame_payload_ = {};
-        frame_placement_ = {};
-        if (declared != head.size() && head.size() >= 7 + sizeof(ShmTrailer)) {
-          ShmTrailer t;  // read once: the peer may change the ring's bytes meanwhile
-          std::memcpy(&t, head.data() + head.size() - sizeof t, sizeof t);
-          head = head.first(head.size() - sizeof t);
-          if (Result<void> ok = TakeTrailer(t); !ok) {
-            return Stop(Error(ok.error().code(), peer_ + ": " + ok.error().context()));
-          }
-        }
-        uint64_t size = head.size() + frame_payload_.size();
-        if (head.size() < 7 || size > max_frame_.load() || declared != size) {
-          Errc code = size > max_frame_.load() ? Errc::kFrameTooLarge : Errc::kSizeMismatch;
-          return Stop(
-              Error(code, fmt::format("frame of {} bytes (size field {}) from {} (limit {})", size,
-                                      declared, peer_, max_frame_.load())));
-        }
-        if (in_place_) {
-          // The owner reads each field once (DeliverInPlace): no copy, the ring's bytes.
-          on_frame_(head);
-          rx_.Pop();
-          ++delivered;
-          if (closed()) return Poll();
-          continue;
-        }
-        // A private copy: the peer could rewrite the ring's bytes while we parse them. The
-        // copy's buffer is reused for the next frame unless the handler retained it.
-        if (!scratch_ || scratch_.use_count() > 1)
-          scratch_ = std::make_shared<std::vector<std::byte>>();
-        scratch_->assign(head.begin(), head.end());
-        rx_.Pop();
-        current_ = scratch_;
-        on_frame_(std::span<const std::byte>(scratch_->data(), scratch_->size()));
-        current_.reset();
-        ++delivered;
-        if (closed()) return Poll();
-      }
+      int delivered = DeliverReady();
+      if (delivered < 0) return;
       {
         std::lock_guard lock(mu_);
         FlushLocked();
@@ -253,6 +210,68 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
       asio::post(strand_, [self = shared_from_this()] { self->Sleep(); });
       return;
     }
+  }
+
+  // A handler closed the channel: Poll drops on_frame_ and ends the chain.
+  int EndClosedChain() {
+    Poll();
+    return -1;
+  }
+
+  // Hands the ready frames (up to 64) to on_frame_; how many, or -1 when the chain ended
+  // here (the channel stopped on a bad record, or a handler closed it: Poll then dropped
+  // on_frame_).
+  int DeliverReady() {
+    int delivered = 0;
+    while (delivered < 64 && !paused_.load()) {
+      Result<RingConsumer::Next> next = rx_.TryPeek();
+      if (!next) {
+        Stop(Error(next.error().code(), peer_ + ": " + next.error().context()));
+        return -1;
+      }
+      if (!next->ready) break;
+      std::span<const std::byte> head = next->frame;
+      uint32_t declared = 0;
+      if (head.size() >= 4) std::memcpy(&declared, head.data(), 4);
+      frame_payload_ = {};
+      frame_placement_ = {};
+      if (declared != head.size() && head.size() >= 7 + sizeof(ShmTrailer)) {
+        ShmTrailer t;  // read once: the peer may change the ring's bytes meanwhile
+        std::memcpy(&t, head.data() + head.size() - sizeof t, sizeof t);
+        head = head.first(head.size() - sizeof t);
+        if (Result<void> ok = TakeTrailer(t); !ok) {
+          Stop(Error(ok.error().code(), peer_ + ": " + ok.error().context()));
+          return -1;
+        }
+      }
+      uint64_t size = head.size() + frame_payload_.size();
+      if (head.size() < 7 || size > max_frame_.load() || declared != size) {
+        Errc code = size > max_frame_.load() ? Errc::kFrameTooLarge : Errc::kSizeMismatch;
+        Stop(Error(code, fmt::format("frame of {} bytes (size field {}) from {} (limit {})", size,
+                                     declared, peer_, max_frame_.load())));
+        return -1;
+      }
+      if (in_place_) {
+        // The owner reads each field once (DeliverInPlace): no copy, the ring's bytes.
+        on_frame_(head);
+        rx_.Pop();
+        ++delivered;
+        if (closed()) return EndClosedChain();
+        continue;
+      }
+      // A private copy: the peer could rewrite the ring's bytes while we parse them. The
+      // copy's buffer is reused for the next frame unless the handler retained it.
+      if (!scratch_ || scratch_.use_count() > 1)
+        scratch_ = std::make_shared<std::vector<std::byte>>();
+      scratch_->assign(head.begin(), head.end());
+      rx_.Pop();
+      current_ = scratch_;
+      on_frame_(std::span<const std::byte>(scratch_->data(), scratch_->size()));
+      current_.reset();
+      ++delivered;
+      if (closed()) return EndClosedChain();
+    }
+    return delivered;
   }
 
   // Checks a record's trailer against the arena and sets frame_payload_/frame_placement_.
