@@ -2,6 +2,7 @@
 // writes larger than the iounit, and directory reads in each dialect. All run on the
 // session's io thread.
 #include <dirent.h>
+#include <sys/mman.h>
 
 #include <cerrno>
 #include <cstring>
@@ -112,13 +113,36 @@ void Session::StartWalk(Fid fid, Fid newfid, std::vector<std::string> names,
   walk->Step(this);
 }
 
+size_t Session::AliasPages(const wire::Rread& reply, std::span<std::byte> dest) {
+  const buf::FileRef* pages = channel_->FramePages();
+  const size_t whole = reply.data.size() / buf::kPageSize * buf::kPageSize;
+  if (pages == nullptr || whole == 0 ||
+      reply.data.bytes.data() != channel_->FramePayload().data() ||
+      reinterpret_cast<uintptr_t>(dest.data()) % buf::kPageSize != 0) {
+    return 0;
+  }
+  // Never over the arena: the server must keep seeing what we write there.
+  std::shared_ptr<buf::Arena> arena = channel_->arena();
+  if (arena && arena->Contains(dest.data(), 1)) return 0;
+  void* p = ::mmap(dest.data(), whole, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, pages->fd,
+                   static_cast<off_t>(pages->offset));
+  return p == dest.data() ? whole : 0;
+}
+
 void Session::StartRead(Fid fid, uint64_t offset, std::span<std::byte> dest, Done<size_t> done) {
-  size_t chunk = iounit();
+  // Pieces of whole pages (msize - 24 is not), so that a read that starts on a page has
+  // every piece start on one: what page sharing and the server's own reads want.
+  size_t chunk =
+      iounit() > 2 * buf::kPageSize ? iounit() / buf::kPageSize * buf::kPageSize : iounit();
   size_t count = (dest.size() + chunk - 1) / chunk;
   if (count == 0) return done(size_t{0});
   auto pieces = std::make_shared<Pieces>(count, done.fn);
   // The Mover: a destination in the shared arena is offered to the server as the place
-  // for the data (strategy b); any other is copied into from the reply (a).
+  // for the data (strategy b). Any other is copied into from the reply (a), unless the
+  // reply came as pages of a file that never changes (shm, from a back end that offers
+  // them: ramfs) and the destination starts on a page: then its whole pages are mapped
+  // onto the file's, copy-on-write (c: MAP_PRIVATE, so a later write by either side is
+  // invisible to the other).
   std::shared_ptr<buf::Arena> arena = channel_->arena();
   bool placed = arena && arena->Contains(dest.data(), dest.size());
   for (size_t i = 0; i < count; ++i) {
@@ -145,6 +169,11 @@ void Session::StartRead(Fid fid, uint64_t offset, std::span<std::byte> dest, Don
                   }
                   if (rr->data.bytes.data() == part.data()) {
                     CountRead(rr->data.size(), Moved::kPlaced);  // the server wrote it there
+                  } else if (size_t shared = AliasPages(*rr, part); shared > 0) {
+                    std::memcpy(part.data() + shared, rr->data.bytes.data() + shared,
+                                rr->data.size() - shared);  // a part page at the end
+                    CountRead(shared, Moved::kShared);
+                    CountRead(rr->data.size() - shared, Moved::kCopied);
                   } else {
                     // memmove: a misbehaving server could refer to bytes overlapping part.
                     std::memmove(part.data(), rr->data.bytes.data(), rr->data.size());

@@ -19,7 +19,9 @@
 #include <utility>
 #include <vector>
 
+#include "fmt/format.h"
 #include "ninefold/buf/page_pool.h"
+#include "ninefold/buf/region.h"
 #include "ninefold/wire/codec.h"
 
 namespace ninefold::fs {
@@ -67,6 +69,41 @@ struct Usage {
     return true;
   }
   void Release(uint64_t n) { bytes.fetch_sub(n, std::memory_order_relaxed); }
+};
+
+// Pages of one file in a memfd of its own, so that they can be handed to a client to map
+// (Share): the common pool's slabs mix files, and a slab's descriptor would let a client
+// read them all. A file's pages past kShareFrom come from here. A page handed out is
+// `exposed`: never written again (WritablePage copies it first) and never reused after
+// it dies, so what a client mapped cannot change under it; the kernel keeps it for as
+// long as a client maps it. The memfd goes when the last of its pages does.
+struct ShareRegion {
+  std::shared_ptr<buf::Region> region;
+  int ro_fd = -1;                                // the memfd again, read-only: what clients get
+  std::unique_ptr<std::atomic<bool>[]> exposed;  // by page index
+  ShareRegion() = default;
+  ShareRegion(const ShareRegion&) = delete;
+  ShareRegion& operator=(const ShareRegion&) = delete;
+  ~ShareRegion() {
+    if (ro_fd >= 0) ::close(ro_fd);
+  }
+};
+
+// Files smaller than this never get a region of their own (a memfd each would cost more
+// than copying their reads); regions grow by doubling, from kShareRegionMin to Max.
+constexpr uint64_t kShareFrom = 1u << 20;
+constexpr uint64_t kShareRegionMin = 16u << 20;
+constexpr uint64_t kShareRegionMax = 1u << 30;
+
+// Owns a page of a ShareRegion: returns it to the region's allocator unless exposed.
+struct SharePageDeleter {
+  std::shared_ptr<ShareRegion> share;
+  uint32_t index;
+  void operator()(void*) const {
+    if (!share->exposed[index].load(std::memory_order_relaxed)) {
+      share->region->pages().Free({index, 1});
+    }
+  }
 };
 
 // One POSIX lock held by (client_id, proc_id) over [start, end] (end inclusive).
@@ -131,6 +168,7 @@ struct Inode {
   mutable std::shared_mutex data_mu;
   uint64_t size = 0;
   std::map<uint64_t, std::shared_ptr<Page>> pages;  // page index -> page; holes are absent
+  std::shared_ptr<ShareRegion> share;  // where pages past kShareFrom come from (or null)
   Time atime, mtime, ctime, btime;
 
   const std::shared_ptr<Usage> usage;
@@ -263,9 +301,60 @@ std::shared_ptr<Page> NewPage(Usage& usage, bool zeroed) {
   return std::shared_ptr<Page>(std::move(bytes), page);
 }
 
+bool IsExposed(const std::shared_ptr<Page>& page) {
+  const auto* d = std::get_deleter<SharePageDeleter>(page);
+  return d != nullptr && d->share->exposed[d->index].load(std::memory_order_relaxed);
+}
+
+// `count` contiguous pages of the inode's share region (a new, larger region when the
+// current one has no such run), contents undefined; empty when no memfd can be had.
+std::vector<std::shared_ptr<Page>> NewSharePages(Inode& inode, uint32_t count) {
+  std::shared_ptr<ShareRegion>& share = inode.share;
+  Result<buf::PageRun> run = Unexpected(Error(std::errc::not_enough_memory, ""));
+  if (share) run = share->region->pages().Allocate(count);
+  if (!run) {
+    uint64_t want = share ? 2 * share->region->size() : kShareRegionMin;
+    want = std::max<uint64_t>(std::min(want, kShareRegionMax), uint64_t{count} * kPage);
+    auto fresh = std::make_shared<ShareRegion>();
+    Result<std::shared_ptr<buf::Region>> region =
+        buf::Region::Create(want, fmt::format("ninefold-ramfs-{}", inode.ino));
+    if (!region) return {};
+    fresh->region = std::move(*region);
+    fresh->ro_fd =
+        ::open(fmt::format("/proc/self/fd/{}", fresh->region->fd()).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fresh->ro_fd < 0) return {};
+    fresh->exposed = std::make_unique<std::atomic<bool>[]>(fresh->region->page_count());
+    run = fresh->region->pages().Allocate(count);
+    if (!run) return {};
+    share = std::move(fresh);
+  }
+  std::vector<std::shared_ptr<Page>> pages;
+  pages.reserve(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    uint32_t index = run->first + i;
+    auto* page = reinterpret_cast<Page*>(share->region->data() + uint64_t{index} * kPage);
+    pages.emplace_back(page, SharePageDeleter{share, index});
+  }
+  return pages;
+}
+
+// A new page for page `index` of the inode: from its share region past kShareFrom, else
+// (or when no region can be had) from the pool. Null when memory cannot be had.
+std::shared_ptr<Page> NewPageFor(Inode& inode, uint64_t index, bool zeroed) {
+  if (index * kPage >= kShareFrom) {
+    std::vector<std::shared_ptr<Page>> one = NewSharePages(inode, 1);
+    if (!one.empty()) {
+      if (zeroed) std::memset(one[0]->bytes, 0, kPage);  // a page may be reused
+      return std::move(one[0]);
+    }
+  }
+  return NewPage(*inode.usage, zeroed);
+}
+
 // A page the caller may write: allocated (zeroed unless `whole` says it will be fully
-// overwritten) when absent, copied when someone outside the file still holds it. Null
-// when the size limit refuses a new page or the pool cannot make one.
+// overwritten) when absent, copied when someone outside the file still holds it or a
+// client was given it. Null when the size limit refuses a new page or memory for one
+// cannot be had.
 Page* WritablePage(Inode& inode, uint64_t index, bool whole) {
   auto [it, inserted] = inode.pages.try_emplace(index);
   if (inserted) {
@@ -273,19 +362,63 @@ Page* WritablePage(Inode& inode, uint64_t index, bool whole) {
       inode.pages.erase(it);
       return nullptr;
     }
-    it->second = NewPage(*inode.usage, !whole);
+    it->second = NewPageFor(inode, index, !whole);
     if (!it->second) {
       inode.pages.erase(it);
       inode.usage->Release(kPage);
       return nullptr;
     }
-  } else if (it->second.use_count() > 1) {
-    std::shared_ptr<Page> copy = NewPage(*inode.usage, false);
+  } else if (it->second.use_count() > 1 || IsExposed(it->second)) {
+    std::shared_ptr<Page> copy = NewPageFor(inode, index, false);
     if (!copy) return nullptr;
     std::memcpy(copy->bytes, it->second->bytes, kPage);
     it->second = std::move(copy);
   }
   return it->second.get();
+}
+
+// The pages of [offset, offset + count) as one run of a share region, exposed from now
+// on: pages elsewhere (the pool, other runs) are first copied into a fresh run, once.
+// nullopt for a file smaller than kShareFrom, a misaligned offset, a range at or past
+// the end or with holes, or when no region can be had: the caller reads instead.
+std::optional<buf::SharedBytes> ShareData(Inode& inode, uint64_t offset, size_t count) {
+  std::unique_lock lock(inode.data_mu);
+  if (inode.size < kShareFrom || offset % kPage != 0 || offset >= inode.size || count == 0) {
+    return std::nullopt;
+  }
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(count, inode.size - offset));
+  const uint64_t first = offset / kPage;
+  const auto pages = static_cast<uint32_t>((n + kPage - 1) / kPage);
+  auto it = inode.pages.lower_bound(first);
+  const SharePageDeleter* start = nullptr;
+  bool one_run = true;
+  for (uint32_t i = 0; i < pages; ++i, ++it) {
+    if (it == inode.pages.end() || it->first != first + i) return std::nullopt;  // a hole
+    const auto* d = std::get_deleter<SharePageDeleter>(it->second);
+    if (i == 0) start = d;
+    if (d == nullptr || start == nullptr || d->share != start->share ||
+        d->index != start->index + i) {
+      one_run = false;
+    }
+  }
+  if (!one_run) {
+    std::vector<std::shared_ptr<Page>> fresh = NewSharePages(inode, pages);
+    if (fresh.empty()) return std::nullopt;
+    it = inode.pages.lower_bound(first);
+    for (uint32_t i = 0; i < pages; ++i, ++it) {
+      std::memcpy(fresh[i]->bytes, it->second->bytes, kPage);
+      it->second = std::move(fresh[i]);
+    }
+    start = std::get_deleter<SharePageDeleter>(inode.pages.find(first)->second);
+  }
+  const std::shared_ptr<ShareRegion>& share = start->share;
+  for (uint32_t i = 0; i < pages; ++i) {
+    share->exposed[start->index + i].store(true, std::memory_order_relaxed);
+  }
+  const uint64_t at = uint64_t{start->index} * kPage;
+  return buf::SharedBytes{.bytes = {share->region->data() + at, n},
+                          .file = {.fd = share->ro_fd, .offset = at, .length = n},
+                          .owner = share};
 }
 
 // Sets the size; bytes past the end of file are kept zero so that growing reads zeros.
@@ -297,8 +430,11 @@ void Truncate(Inode& inode, uint64_t new_size) {
       inode.usage->Release(kPage);
     }
     if (uint64_t tail = new_size % kPage; tail != 0 && inode.pages.contains(new_size / kPage)) {
-      Page* page = WritablePage(inode, new_size / kPage, false);
-      std::memset(page->bytes + tail, 0, kPage - tail);
+      // Only a page shared or exposed is copied here; without memory for the copy, its
+      // tail stays as it was (the pool is out of memory: nothing better can be done).
+      if (Page* page = WritablePage(inode, new_size / kPage, false)) {
+        std::memset(page->bytes + tail, 0, kPage - tail);
+      }
     }
   }
   inode.size = new_size;
@@ -523,6 +659,11 @@ class RamNode final : public Node {
     if (inode_->is_dir()) return Errno(EISDIR, "read a directory");
     if (!open_ || (open_flags_ & O_ACCMODE) == O_WRONLY) return Errno(EBADF, "not open for read");
     return ReadData(*inode_, offset, out);
+  }
+
+  std::optional<buf::SharedBytes> Share(uint64_t offset, size_t count) override {
+    if (inode_->is_dir() || !open_ || (open_flags_ & O_ACCMODE) == O_WRONLY) return std::nullopt;
+    return ShareData(*inode_, offset, count);
   }
 
   Result<size_t> Write(uint64_t offset, std::span<const std::byte> data) override {

@@ -34,6 +34,9 @@ class ReadOnlyNode final : public Node {
     return inner_->Read(offset, out);
   }
   int data_fd() const override { return inner_->data_fd(); }
+  std::optional<buf::SharedBytes> Share(uint64_t offset, size_t count) override {
+    return inner_->Share(offset, count);
+  }
   Result<size_t> ReadDir(uint64_t offset, std::span<std::byte> out) override {
     return inner_->ReadDir(offset, out);
   }

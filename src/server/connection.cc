@@ -54,6 +54,7 @@ Connection::Connection(asio::io_context& io, IoThreads& threads, fs::FileServer&
       stats_(stats),
       channel_(std::move(channel)),
       pipes_(channel_->can_splice() ? pipes : nullptr),
+      shares_pages_(channel_->can_share_pages()),
       trace_(options.trace) {}
 
 void Connection::Start(std::function<void()> on_closed) {
@@ -346,6 +347,7 @@ transport::OutFrame Connection::Encode(uint16_t tag, const Reply& reply) const {
       out.payload = head->payload;
       out.owner = reply.keep;
       if (reply.spliced) AddSplicedBytes(out, reply.spliced);
+      out.pages = reply.pages;
       return out;
     }
     size = Unexpected(head.error());

@@ -58,6 +58,9 @@ struct Reply {
   std::shared_ptr<const void> keep;
   // An Rread's first spliced->pending bytes, ahead of msg's data (transport/splice.h).
   std::shared_ptr<transport::SplicePipe> spliced = nullptr;
+  // An Rread's data as pages a client on this host may map (OutFrame::pages; `keep` owns
+  // the descriptor); the data is msg's as well, for channels that send it.
+  buf::FileRef pages = {};
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -78,6 +81,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   ServerStats& stats() { return stats_; }
   // Pipes for splicing reads into this connection's socket; null when it cannot.
   transport::PipePool* pipes() { return pipes_; }
+  // True when replies may carry pages for the client to map (Reply::pages).
+  bool shares_pages() const { return shares_pages_; }
   // The fid, or EBADF.
   Result<std::shared_ptr<Fid>> GetFid(uint32_t fid);
   // Adds a fid; EBADF if the number is in use, EMFILE over the limit.
@@ -116,6 +121,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   ServerStats& stats_;
   const std::shared_ptr<transport::Channel> channel_;
   transport::PipePool* const pipes_;
+  const bool shares_pages_;
   std::function<void()> on_closed_;  // set by Start, taken by OnClosed (under mu_)
   const bool trace_;
 

@@ -17,6 +17,9 @@ using fs::Errno;
 
 // Reads smaller than this are copied: below it two splices cost about what a copy does.
 constexpr uint32_t kSpliceMin = 16 * 1024;
+// Reads smaller than this are not offered as pages: handing over and mapping a
+// descriptor costs about what copying this much twice does.
+constexpr uint32_t kShareMin = 64 * 1024;
 
 // Holds a reply's strings and buffers alive while its views are encoded and sent.
 template <class T>
@@ -142,6 +145,15 @@ class Ops {
       return Reply{
           wire::Rread{.data = wire::Data(std::span<const std::byte>(placement_.first(*n)))},
           nullptr};
+    }
+    if (count >= kShareMin && c_.shares_pages() && m.offset % buf::kPageSize == 0) {
+      // Pages the client can map (strategy c): no copy here, none by the client either
+      // when its destination is page-aligned.
+      if (std::optional<buf::SharedBytes> shared = f.node->Share(m.offset, count)) {
+        c_.stats().bytes_shared += shared->bytes.size();
+        return Reply{wire::Rread{.data = wire::Data(shared->bytes)}, std::move(shared->owner),
+                     nullptr, shared->file};
+      }
     }
     if (count >= kSpliceMin && c_.pipes() != nullptr && f.node->data_fd() >= 0) {
       if (auto reply = SplicedRead(f, m.offset, count)) return std::move(*reply);

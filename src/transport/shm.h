@@ -2,9 +2,10 @@
 // it for Address::Kind::kShm.
 //
 // The server listens on a Unix socket at PATH. For each connection it makes one sealed
-// memfd holding two rings (client->server, server->client; see ring.h) and two eventfds
-// (one per side: "wake me"), and sends them with an ShmHello over the socket
-// (SCM_RIGHTS). The socket then only tells each side that the other is gone (EOF).
+// memfd holding two rings (client->server, server->client; see ring.h), two eventfds
+// (one per side: "wake me") and a socket pair for handing over page descriptors, and
+// sends them with an ShmHello over the socket (SCM_RIGHTS). The socket then only tells
+// each side that the other is gone (EOF).
 //
 // Each side's io thread polls its receive ring for frames and delivers them straight
 // from it (copied out first: the peer could change bytes under a parser); after
@@ -24,8 +25,9 @@
 
 namespace ninefold::transport {
 
-// Sent by the server right after accept, with three descriptors: memfd, server eventfd,
-// client eventfd. Every field is checked by the client before use.
+// Sent by the server right after accept, with four descriptors: memfd, server eventfd,
+// client eventfd, the client's end of the pages socket (SOCK_SEQPACKET). Every field is
+// checked by the client before use.
 struct ShmHello {
   uint32_t magic = 0;
   uint32_t version = 0;
@@ -38,7 +40,7 @@ struct ShmHello {
   uint64_t data_bytes = 0;
 };
 constexpr uint32_t kShmMagic = 0x5339464e;  // "NF9S"
-constexpr uint32_t kShmVersion = 2;
+constexpr uint32_t kShmVersion = 3;
 
 // A ring record is a 9P frame, optionally followed by this trailer (the record is then
 // 24 bytes longer than the frame's head). Offsets are from the start of the data area.
@@ -46,7 +48,12 @@ constexpr uint32_t kShmVersion = 2;
 //              [offset, offset + length) (a Tread's destination).
 //  kPayload:   the record is a frame's head (up to its count field); its payload is the
 //              `length` bytes at `offset` (the head's size field counts them).
-// Both are checked against the data area on every use.
+//  kPages:     (server to client only) the record is an Rread's head; its payload is the
+//              `length` bytes at `offset` (a page multiple) of a read-only memfd whose
+//              descriptor the server sent just before, on the pages socket, with a
+//              ShmPagesNote repeating offset and length. The client checks the note, the
+//              file (regular, sealed against shrinking, long enough) and maps it.
+// All are checked (against the data area, or the file) on every use.
 struct ShmTrailer {
   uint32_t magic = 0;
   uint32_t kind = 0;
@@ -57,16 +64,23 @@ static_assert(sizeof(ShmTrailer) == 24);
 constexpr uint32_t kTrailerMagic = 0x5254464e;  // "NFTR"
 constexpr uint32_t kTrailerPlacement = 1;
 constexpr uint32_t kTrailerPayload = 2;
+constexpr uint32_t kTrailerPages = 3;
+
+// The body of a pages socket message (one descriptor rides with it).
+struct ShmPagesNote {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
 
 // The hello as a client receives it, with its descriptors (memfd, server eventfd,
-// client eventfd), now owned by the caller.
+// client eventfd, pages socket), now owned by the caller.
 struct ReceivedShmHello {
   ShmHello hello;
-  int fds[3] = {-1, -1, -1};
+  int fds[4] = {-1, -1, -1, -1};
 };
 
 // Receives the hello on the connected socket `fd` (blocking: the caller waits until it
-// is readable): exactly one ShmHello and three descriptors, with our magic and version.
+// is readable): exactly one ShmHello and four descriptors, with our magic and version.
 // The layout it describes is not checked here. On error, descriptors received are closed
 // and the error says why ("bad shm hello: ..." or recvmsg's errno).
 [[nodiscard]] Result<ReceivedShmHello> ReceiveShmHello(int fd);

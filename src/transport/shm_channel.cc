@@ -1,7 +1,10 @@
 // The shm!/PATH transport: see shm.h for the protocol.
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -55,7 +58,8 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
  public:
   ShmChannel(asio::io_context& io, stream_protocol::socket socket,
              std::shared_ptr<buf::Region> region, std::shared_ptr<buf::Arena> arena, RingView rx,
-             RingView tx, int my_wake_fd, int peer_wake_fd, std::string peer)
+             RingView tx, int my_wake_fd, int peer_wake_fd, int pages_fd, bool takes_pages,
+             std::string peer)
       : io_(io),
         strand_(asio::make_strand(io)),
         socket_(std::move(socket)),
@@ -66,13 +70,19 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
         wake_(strand_, my_wake_fd),
         wake_fd_(my_wake_fd),
         peer_wake_fd_(peer_wake_fd),
+        pages_fd_(pages_fd),
+        takes_pages_(takes_pages),
         nap_(strand_),
         peer_(std::move(peer)),
         spin_(ShmSpin()) {
     rx_.set_wake_fd(peer_wake_fd_);
     tx_.set_wake_fd(peer_wake_fd_);
   }
-  ~ShmChannel() override { ::close(peer_wake_fd_); }
+  ~ShmChannel() override {
+    ReleaseFramePages();  // a record whose frame was refused after TakePages
+    ::close(peer_wake_fd_);
+    if (pages_fd_ >= 0) ::close(pages_fd_);
+  }
 
   void Start(FrameHandler on_frame, CloseHandler on_close) override {
     on_frame_ = std::move(on_frame);
@@ -91,8 +101,17 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   void Send(OutFrame frame) override {
     std::unique_lock lock(mu_);
     if (closed_) return;
-    if (!frame.payload.empty() || !frame.placement.empty()) {
-      return SendOneLocked(frame.head, frame.payload, frame.placement, &frame);
+    if (frame.pages.fd >= 0) {
+      // The descriptor goes ahead of the record that names it; when it cannot go now
+      // (the client is not taking them: its socket is full), the payload is sent.
+      if (HandOverLocked(frame.pages)) {
+        frame.payload = {};
+      } else {
+        frame.pages = {};
+      }
+    }
+    if (!frame.payload.empty() || !frame.placement.empty() || frame.pages.fd >= 0) {
+      return SendOneLocked(frame.head, frame.payload, frame.placement, frame.pages, &frame);
     }
     // `head` may hold several whole frames back to back: one ring record each.
     std::span<const std::byte> rest = frame.head;
@@ -104,16 +123,40 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
             Error(std::errc::invalid_argument,
                   fmt::format("sending a frame of {} bytes with {} left", size, rest.size())));
       }
-      SendOneLocked(rest.first(size), {}, {}, size == frame.head.size() ? &frame : nullptr);
+      SendOneLocked(rest.first(size), {}, {}, {}, size == frame.head.size() ? &frame : nullptr);
       rest = rest.subspan(size);
     }
   }
 
+  // Sends `pages`' descriptor and note on the pages socket; false when it cannot go now.
+  bool HandOverLocked(const buf::FileRef& pages) {
+    if (pages_fd_ < 0) return false;
+    ShmPagesNote note{.offset = pages.offset, .length = pages.length};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    iovec iov{&note, sizeof note};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &pages.fd, sizeof(int));
+    ssize_t n;
+    do {
+      n = ::sendmsg(pages_fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    return n == static_cast<ssize_t>(sizeof note);
+  }
+
   // What follows a frame's head in its ring record: the payload itself, or a trailer
-  // (written to *t) when the payload lies in the arena (sent by reference) or the frame
-  // names a placement there.
+  // (written to *t) when the payload lies in the arena (sent by reference), went as pages
+  // (its descriptor already handed over), or the frame names a placement in the arena.
   std::span<const std::byte> TailFor(std::span<const std::byte> payload,
-                                     std::span<std::byte> placement, ShmTrailer* t) const {
+                                     std::span<std::byte> placement, const buf::FileRef& pages,
+                                     ShmTrailer* t) const {
     auto trailer = [&](uint32_t kind, const std::byte* p, size_t n) {
       *t = ShmTrailer{.magic = kTrailerMagic,
                       .kind = kind,
@@ -121,6 +164,13 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
                       .length = n};
       return std::as_bytes(std::span<const ShmTrailer>(t, 1));
     };
+    if (pages.fd >= 0 && payload.empty()) {
+      *t = ShmTrailer{.magic = kTrailerMagic,
+                      .kind = kTrailerPages,
+                      .offset = pages.offset,
+                      .length = pages.length};
+      return std::as_bytes(std::span<const ShmTrailer>(t, 1));
+    }
     if (!arena_) return payload;
     if (!payload.empty() && arena_->Contains(payload.data(), payload.size())) {
       return trailer(kTrailerPayload, payload.data(), payload.size());
@@ -135,10 +185,10 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   // Pushes one frame, or queues it (moving `whole` when it is exactly this frame, else
   // copying) behind frames already waiting for room.
   void SendOneLocked(std::span<const std::byte> head, std::span<const std::byte> payload,
-                     std::span<std::byte> placement, OutFrame* whole) {
+                     std::span<std::byte> placement, const buf::FileRef& pages, OutFrame* whole) {
     if (queue_.empty()) {
       ShmTrailer t;
-      Result<bool> pushed = tx_.TryPush(head, TailFor(payload, placement, &t));
+      Result<bool> pushed = tx_.TryPush(head, TailFor(payload, placement, pages, &t));
       if (!pushed) return FailLater(pushed.error());
       if (*pushed) return;
     }
@@ -163,6 +213,10 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   std::shared_ptr<buf::Arena> arena() const override { return arena_; }
   std::span<const std::byte> FramePayload() const override { return frame_payload_; }
   std::span<std::byte> FramePlacement() const override { return frame_placement_; }
+  const buf::FileRef* FramePages() const override {
+    return frame_pages_.fd >= 0 ? &frame_pages_ : nullptr;
+  }
+  bool can_share_pages() const override { return pages_fd_ >= 0 && !takes_pages_; }
 
  private:
   bool closed() const {
@@ -235,6 +289,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
       if (head.size() >= 4) std::memcpy(&declared, head.data(), 4);
       frame_payload_ = {};
       frame_placement_ = {};
+      ReleaseFramePages();
       if (declared != head.size() && head.size() >= 7 + sizeof(ShmTrailer)) {
         ShmTrailer t;  // read once: the peer may change the ring's bytes meanwhile
         std::memcpy(&t, head.data() + head.size() - sizeof t, sizeof t);
@@ -254,6 +309,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
       if (in_place_) {
         // The owner reads each field once (DeliverInPlace): no copy, the ring's bytes.
         on_frame_(head);
+        ReleaseFramePages();
         rx_.Pop();
         ++delivered;
         if (closed()) return EndClosedChain();
@@ -268,6 +324,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
       current_ = scratch_;
       on_frame_(std::span<const std::byte>(scratch_->data(), scratch_->size()));
       current_.reset();
+      ReleaseFramePages();
       ++delivered;
       if (closed()) return EndClosedChain();
     }
@@ -280,6 +337,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
       return Unexpected(
           Error(Errc::kSizeMismatch, "record longer than its frame, without a trailer"));
     }
+    if (t.kind == kTrailerPages && takes_pages_) return TakePages(t);
     uint64_t area = arena_ ? arena_->bytes().size() : 0;
     if (t.length == 0 || t.offset > area || t.length > area - t.offset) {
       return Unexpected(Error(std::errc::bad_address,
@@ -295,6 +353,80 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
       return Unexpected(Error(std::errc::protocol_error, fmt::format("trailer kind {}", t.kind)));
     }
     return {};
+  }
+
+  // A kPages record: takes its descriptor from the pages socket, checks it against the
+  // trailer and maps the pages read-only as the frame's payload (until ReleaseFramePages).
+  Result<void> TakePages(const ShmTrailer& t) {
+    ShmPagesNote note;
+    alignas(cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))] = {};
+    iovec iov{&note, sizeof note};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n;
+    do {
+      n = ::recvmsg(pages_fd_, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      return Unexpected(Errno(errno, "a pages record without its descriptor: pages socket"));
+    }
+    int fd = -1;
+    size_t fds = 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < k; ++i) {
+        int got;
+        std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+        if (fds++ == 0) {
+          fd = got;
+        } else {
+          ::close(got);
+        }
+      }
+    }
+    auto bad = [&](std::string why) {
+      if (fd >= 0) ::close(fd);
+      return Unexpected(Error(std::errc::protocol_error, "pages record: " + why));
+    };
+    if (n != sizeof note || fds != 1 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+      return bad(fmt::format("a note of {} bytes with {} descriptors", n, fds));
+    }
+    if (note.offset != t.offset || note.length != t.length) {
+      return bad(fmt::format("the note says {}+{}, the record {}+{}", note.offset, note.length,
+                             t.offset, t.length));
+    }
+    const uint64_t mapped = (t.length + buf::kPageSize - 1) / buf::kPageSize * buf::kPageSize;
+    if (t.length == 0 || t.length > max_frame_.load() || t.offset % buf::kPageSize != 0) {
+      return bad(fmt::format("{} bytes at {}", t.length, t.offset));
+    }
+    // A file that could shrink under our mapping would fault (SIGBUS) on access.
+    struct stat st {};
+    int seals = ::fcntl(fd, F_GET_SEALS);
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || seals < 0 || !(seals & F_SEAL_SHRINK) ||
+        static_cast<uint64_t>(st.st_size) < t.offset ||
+        static_cast<uint64_t>(st.st_size) - t.offset < mapped) {
+      return bad(fmt::format("{}+{} of a file of {} bytes that is not sealed against shrinking",
+                             t.offset, t.length, st.st_size));
+    }
+    void* p = ::mmap(nullptr, mapped, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(t.offset));
+    if (p == MAP_FAILED) return bad(fmt::format("mmap: {}", std::strerror(errno)));
+    frame_pages_ = buf::FileRef{.fd = fd, .offset = t.offset, .length = t.length};
+    frame_pages_map_ = {static_cast<std::byte*>(p), mapped};
+    frame_payload_ = {static_cast<const std::byte*>(p), t.length};
+    return {};
+  }
+
+  void ReleaseFramePages() {
+    if (frame_pages_.fd < 0) return;
+    ::munmap(frame_pages_map_.data(), frame_pages_map_.size());
+    ::close(frame_pages_.fd);
+    frame_pages_ = {};
+    frame_pages_map_ = {};
+    frame_payload_ = {};
   }
 
   // Announces the sleep, re-checks the ring (the sender may have published just before),
@@ -337,7 +469,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     while (!queue_.empty()) {
       OutFrame& f = queue_.front();
       ShmTrailer t;
-      std::span<const std::byte> tail = TailFor(f.payload, f.placement, &t);
+      std::span<const std::byte> tail = TailFor(f.payload, f.placement, f.pages, &t);
       Result<bool> pushed = tx_.TryPush(f.head, tail);
       if (!pushed) return FailLater(pushed.error());
       if (!*pushed) {
@@ -413,6 +545,8 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   asio::posix::stream_descriptor wake_;  // our eventfd: the peer rings it (strand)
   const int wake_fd_;                    // its descriptor, read without touching wake_
   int peer_wake_fd_;                     // the peer's eventfd
+  const int pages_fd_;                   // our end of the pages socket (or -1)
+  const bool takes_pages_;               // the client: receives kPages records
   asio::steady_timer nap_;
   std::string peer_;
   std::chrono::microseconds spin_;
@@ -423,6 +557,8 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   std::shared_ptr<const void> current_;              // Poll's: the frame being delivered
   std::span<const std::byte> frame_payload_;         // Poll's: its payload by reference
   std::span<std::byte> frame_placement_;             // Poll's: where its reply may go
+  buf::FileRef frame_pages_;                         // Poll's: its payload's file, if pages
+  std::span<std::byte> frame_pages_map_;             // Poll's: their mapping
   Clock::time_point idle_since_;                     // Poll's
   std::atomic<bool> sleeping_{false};
   std::atomic<bool> paused_{false};
@@ -457,10 +593,16 @@ Result<std::shared_ptr<Channel>> AcceptShm(asio::io_context& io, stream_protocol
   if (!c2s || !s2c) return Unexpected(c2s ? s2c.error() : c2s.error());
   int efd_server = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   int efd_client = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (efd_server < 0 || efd_client < 0) {
-    Error e = Errno(errno, "eventfd");
-    if (efd_server >= 0) ::close(efd_server);
-    if (efd_client >= 0) ::close(efd_client);
+  int pages[2] = {-1, -1};
+  auto close_all = [&] {
+    for (int f : {efd_server, efd_client, pages[0], pages[1]}) {
+      if (f >= 0) ::close(f);
+    }
+  };
+  if (efd_server < 0 || efd_client < 0 ||
+      ::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pages) != 0) {
+    Error e = Errno(errno, efd_server < 0 || efd_client < 0 ? "eventfd" : "pages socketpair");
+    close_all();
     return Unexpected(e);
   }
   ShmHello hello{.magic = kShmMagic,
@@ -471,7 +613,7 @@ Result<std::shared_ptr<Channel>> AcceptShm(asio::io_context& io, stream_protocol
                  .s2c_offset = ring_bytes,
                  .data_offset = 2 * uint64_t{ring_bytes},
                  .data_bytes = data_bytes};
-  int fds[3] = {(*region)->fd(), efd_server, efd_client};
+  int fds[4] = {(*region)->fd(), efd_server, efd_client, pages[1]};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
   iovec iov{&hello, sizeof hello};
   msghdr msg{};
@@ -486,14 +628,14 @@ Result<std::shared_ptr<Channel>> AcceptShm(asio::io_context& io, stream_protocol
   std::memcpy(CMSG_DATA(c), fds, sizeof fds);
   if (::sendmsg(socket.native_handle(), &msg, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof hello)) {
     Error e = Errno(errno, "send shm hello");
-    ::close(efd_server);
-    ::close(efd_client);
+    close_all();
     return Unexpected(e);
   }
+  ::close(pages[1]);  // the client's now
   std::string peer = fmt::format("shm!{}#{}", address.path, socket.native_handle());
   return std::shared_ptr<Channel>(
       std::make_shared<ShmChannel>(io, std::move(socket), std::move(*region), std::move(arena),
-                                   *c2s, *s2c, efd_server, efd_client, peer));
+                                   *c2s, *s2c, efd_server, efd_client, pages[0], false, peer));
 }
 
 class ShmListener final : public Listener {
@@ -604,7 +746,9 @@ Result<ReceivedShmHello> ReceiveShmHello(int fd) {
   if (n != sizeof r.hello || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
     return bad(fmt::format("{} bytes (flags {:#x})", n, static_cast<unsigned>(msg.msg_flags)));
   }
-  if (count != std::size(r.fds)) return bad(fmt::format("{} descriptors, not 3", count));
+  if (count != std::size(r.fds)) {
+    return bad(fmt::format("{} descriptors, not {}", count, std::size(r.fds)));
+  }
   if (r.hello.magic != kShmMagic || r.hello.version != kShmVersion) {
     return bad(fmt::format("magic {:#x} version {}", r.hello.magic, r.hello.version));
   }
@@ -637,7 +781,7 @@ Result<std::shared_ptr<Channel>> OpenShmClient(asio::io_context& io, int fd, con
   auto bad = [&](std::string why) {
     return fail(Error(std::errc::protocol_error,
                       fmt::format("{}: bad shm hello: {}", address.ToString(), why)),
-                {fds[0], fds[1], fds[2]});
+                {fds[0], fds[1], fds[2], fds[3]});
   };
   uint64_t rb = hello.ring_bytes;
   auto inside = [&](uint64_t off) {
@@ -662,25 +806,25 @@ Result<std::shared_ptr<Channel>> OpenShmClient(asio::io_context& io, int fd, con
   }
   int region_fd = std::exchange(fds[0], -1);
   Result<std::shared_ptr<buf::Region>> region = buf::Region::Map(region_fd, hello.region_bytes);
-  if (!region) return fail(region.error(), {fds[1], fds[2]});
+  if (!region) return fail(region.error(), {fds[1], fds[2], fds[3]});
   std::byte* base = (*region)->data();
   Result<RingView> c2s = RingView::Attach({base + hello.c2s_offset, rb});
   Result<RingView> s2c = RingView::Attach({base + hello.s2c_offset, rb});
-  if (!c2s || !s2c) return fail(c2s ? s2c.error() : c2s.error(), {fds[1], fds[2]});
+  if (!c2s || !s2c) return fail(c2s ? s2c.error() : c2s.error(), {fds[1], fds[2], fds[3]});
   std::shared_ptr<buf::Arena> arena;
   if (hello.data_bytes > 0) {
     Result<std::shared_ptr<buf::Arena>> a =
         buf::Arena::Create(*region, hello.data_offset, hello.data_bytes);
-    if (!a) return fail(a.error(), {fds[1], fds[2]});
+    if (!a) return fail(a.error(), {fds[1], fds[2], fds[3]});
     arena = std::move(*a);
   }
   stream_protocol::socket socket(io);
   std::error_code ec;
   socket.assign(stream_protocol(), fd, ec);
-  if (ec) return fail(Error(ec, "shm socket"), {fds[1], fds[2]});
+  if (ec) return fail(Error(ec, "shm socket"), {fds[1], fds[2], fds[3]});
   return std::shared_ptr<Channel>(
       std::make_shared<ShmChannel>(io, std::move(socket), std::move(*region), std::move(arena),
-                                   *s2c, *c2s, fds[2], fds[1], address.ToString()));
+                                   *s2c, *c2s, fds[2], fds[1], fds[3], true, address.ToString()));
 }
 
 }  // namespace ninefold::transport

@@ -200,7 +200,8 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::Start(ServerKind kind, Net
   std::vector<std::string> args;
   switch (kind) {
     case ServerKind::kNinefold:
-      args = {NINEFOLD_BINARY, "serve", "--listen", p->address_, "--export", export_dir, "--ctl"};
+      args = {NINEFOLD_BINARY, "serve", "--listen", p->address_, "--export",
+              export_dir,      "--ctl", "--ramfs",  "ram"};
       break;
     case ServerKind::kDiod:
       args = {kDiod, "-f", "-n", "-c", "/dev/null", "-l", listen, "-e", export_dir};

@@ -49,7 +49,8 @@ class TempDir {
   std::string path_;
 };
 
-// A server child process exporting one host directory (aname: its absolute path).
+// A server child process exporting one host directory (aname: its absolute path);
+// ninefold serve also serves ctl and a ramfs (aname "ram").
 class ServerProcess {
  public:
   // Starts the server and waits (up to 10 s) until it answers a Tversion. `work_dir`

@@ -581,6 +581,88 @@ TEST_P(SessionAsync, OneSessionFromEightThreads) {
   EXPECT_TRUE(Get(s().AsyncGetattr(root_, client::kGetattrBasic, asio::use_future)));
 }
 
+// Page sharing (strategy c): over shm, ramfs hands a large read's pages to the client,
+// which maps them onto a page-aligned destination copy-on-write: nothing copied but a
+// small last piece, the bytes right, and neither side's later writes seen by the other.
+// Over sockets the same calls copy every byte.
+TEST_P(SessionAsync, RamfsReadsIntoAlignedMemoryShareItsPages) {
+  if (!IsNinefold()) GTEST_SKIP() << "ramfs is ninefold serve's";
+  const bool shm = GetParam().net == Net::kShm;
+  conn_ = Connect({.msize = (1 << 20) + 24});
+  ASSERT_TRUE(conn_);
+  root_ = s().AllocFid();
+  ASSERT_TRUE(Get(s().AsyncAttach(root_, "root", "ram", asio::use_future, ::getuid())));
+  Result<Fid> f = WalkNew(*conn_, root_, {});
+  ASSERT_TRUE(f);
+  ASSERT_TRUE(Get(s().AsyncRequest<wire::Rlcreate>(
+      wire::Tlcreate{.fid = *f, .name = "big", .flags = O_RDWR | O_CREAT, .mode = 0644},
+      asio::use_future)));
+  // Three whole pieces (a read is split at whole pages of the iounit) and 777 bytes, a
+  // piece too small to be worth sharing.
+  const size_t piece = s().iounit() / buf::kPageSize * buf::kPageSize;
+  const auto content = RandomBytes(3 * piece + 777, 17);
+  auto w = Get(s().AsyncWrite(*f, 0, content, asio::use_future));
+  ASSERT_TRUE(w && *w == content.size());
+
+  buf::Buffer dest = buf::Buffer::Allocate(content.size());  // private, page-aligned
+  ASSERT_FALSE(dest.shared());
+  client::SessionStats before = s().stats();
+  auto n = Get(s().AsyncRead(*f, 0, dest.span(), asio::use_future));
+  ASSERT_TRUE(n) << n.error().ToString();
+  ASSERT_EQ(*n, content.size());
+  EXPECT_EQ(std::memcmp(dest.data(), content.data(), content.size()), 0);
+  client::SessionStats after = s().stats();
+  const uint64_t whole = 3 * piece;
+  EXPECT_EQ(after.bytes_shared - before.bytes_shared, shm ? whole : 0);
+  EXPECT_EQ(after.bytes_copied - before.bytes_copied,
+            shm ? content.size() - whole : content.size());
+  EXPECT_EQ(after.bytes_placed - before.bytes_placed, 0u);
+
+  // The server's file changes: what the client was given does not.
+  const auto other = RandomBytes(content.size(), 18);
+  w = Get(s().AsyncWrite(*f, 0, other, asio::use_future));
+  ASSERT_TRUE(w && *w == other.size());
+  EXPECT_EQ(std::memcmp(dest.data(), content.data(), content.size()), 0)
+      << "a write on the server showed through a shared page";
+  // The client's buffer changes: the file does not.
+  std::memset(dest.data(), 0x5a, 3 * buf::kPageSize);
+  std::vector<std::byte> check(content.size());
+  n = Get(s().AsyncRead(*f, 0, check, asio::use_future));
+  ASSERT_TRUE(n && *n == other.size());
+  EXPECT_TRUE(check == other) << "a write into a shared buffer reached the file";
+  // Read again into the same buffer: the new content, shared again.
+  before = s().stats();
+  n = Get(s().AsyncRead(*f, 0, dest.span(), asio::use_future));
+  ASSERT_TRUE(n && *n == other.size());
+  EXPECT_EQ(std::memcmp(dest.data(), other.data(), other.size()), 0);
+  EXPECT_EQ(s().stats().bytes_shared - before.bytes_shared, shm ? whole : 0);
+
+  // A read that ends mid-page at the end of the file: its whole pages mapped, the rest
+  // copied (and nothing past it touched).
+  std::memset(dest.data(), 0x77, dest.size());
+  before = s().stats();
+  n = Get(s().AsyncRead(*f, 3 * piece - 65536, dest.span().first(3 * 65536), asio::use_future));
+  ASSERT_TRUE(n && *n == 65536 + 777);
+  EXPECT_EQ(std::memcmp(dest.data(), other.data() + 3 * piece - 65536, *n), 0);
+  EXPECT_EQ(dest.data()[*n], std::byte{0x77});
+  after = s().stats();
+  EXPECT_EQ(after.bytes_shared - before.bytes_shared, shm ? 65536 : 0);
+  EXPECT_EQ(after.bytes_copied - before.bytes_copied, shm ? 777 : *n);
+
+  // Misaligned memory and offsets are copied, and right.
+  std::vector<std::byte> odd(content.size());
+  before = s().stats();
+  n = Get(s().AsyncRead(*f, 4096, std::span(odd).subspan(1), asio::use_future));
+  ASSERT_TRUE(n && *n == other.size() - 4096);
+  EXPECT_EQ(std::memcmp(odd.data() + 1, other.data() + 4096, *n), 0);
+  after = s().stats();
+  EXPECT_EQ(after.bytes_shared - before.bytes_shared, 0u);
+  EXPECT_EQ(after.bytes_copied - before.bytes_copied, *n);
+  n = Get(s().AsyncRead(*f, 100, dest.span().first(1 << 20), asio::use_future));
+  ASSERT_TRUE(n && *n == (1u << 20));
+  EXPECT_EQ(std::memcmp(dest.data(), other.data() + 100, *n), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Servers, SessionAsync, testing::ValuesIn(AllTargets()), ParamName);
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <map>
@@ -284,6 +285,97 @@ TEST_F(RamFsTest, WriteAcrossPageBoundariesReadsBackExactly) {
   ASSERT_EQ(all.size(), 4000 + data.size());
   EXPECT_EQ(all.substr(0, 4000), std::string(4000, '\0'));
   EXPECT_EQ(all.substr(4000), data);
+}
+
+// --- page sharing (Node::Share) -----------------------------------------------------------
+
+std::string Pattern(size_t n, int seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 131 + seed * 7 + i / 4096) & 0xff);
+  return s;
+}
+
+std::string_view View(std::span<const std::byte> b) {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+// What the descriptor holds at [offset, offset + n), read through it.
+std::string ReadFd(int fd, uint64_t offset, size_t n) {
+  std::string out(n, '\0');
+  EXPECT_EQ(::pread(fd, out.data(), n, static_cast<off_t>(offset)), static_cast<ssize_t>(n));
+  return out;
+}
+
+TEST_F(RamFsTest, SharedPagesLieInAReadOnlyFileAndNeverChange) {
+  const std::string data = Pattern((3 << 20) + 100, 1);
+  auto file = MakeFile("big", data);
+  std::optional<buf::SharedBytes> shared = file->Share(1 << 20, 2 << 20);
+  ASSERT_TRUE(shared);
+  ASSERT_EQ(shared->bytes.size(), 2u << 20);
+  EXPECT_EQ(View(shared->bytes), std::string_view(data).substr(1 << 20, 2 << 20));
+  EXPECT_EQ(shared->file.length, shared->bytes.size());
+  EXPECT_EQ(shared->file.offset % kRamFsPageSize, 0u);
+  const int fd = shared->file.fd;
+  EXPECT_EQ(::fcntl(fd, F_GETFL) & O_ACCMODE, O_RDONLY);
+  EXPECT_EQ(::pwrite(fd, "x", 1, static_cast<off_t>(shared->file.offset)), -1);
+  EXPECT_EQ(errno, EBADF);
+  EXPECT_EQ(ReadFd(fd, shared->file.offset, 2 << 20), data.substr(1 << 20, 2 << 20));
+
+  // The same range again: the same pages (copied into their run once, not per share).
+  std::optional<buf::SharedBytes> again = file->Share(1 << 20, 2 << 20);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->file.offset, shared->file.offset);
+  EXPECT_EQ(again->bytes.data(), shared->bytes.data());
+
+  // Writes and truncation after sharing go elsewhere: the file changes, what was given not.
+  ASSERT_EQ(*file->Write((1 << 20) + 5000, Bytes("CHANGED")), 7u);
+  std::string now = data;
+  now.replace((1 << 20) + 5000, 7, "CHANGED");
+  EXPECT_EQ(ReadAll(*file, 1 << 20), now);
+  EXPECT_EQ(View(shared->bytes), std::string_view(data).substr(1 << 20, 2 << 20));
+  EXPECT_EQ(ReadFd(fd, shared->file.offset, 2 << 20), data.substr(1 << 20, 2 << 20));
+  ASSERT_TRUE(file->SetAttr(wire::Tsetattr{.valid = 0x8, .size = 0}).has_value());
+  ASSERT_EQ(*file->Write(0, Bytes(std::string(3 << 20, 'z'))), 3u << 20);
+  EXPECT_EQ(View(shared->bytes), std::string_view(data).substr(1 << 20, 2 << 20));
+  EXPECT_EQ(ReadFd(fd, shared->file.offset, 2 << 20), data.substr(1 << 20, 2 << 20));
+  EXPECT_EQ(ReadAll(*file, 1 << 20), std::string(3 << 20, 'z'));
+}
+
+TEST_F(RamFsTest, SharingAgreesWithReadEverywhereUpToTheEnd) {
+  const std::string data = Pattern((2 << 20) + 123, 2);
+  auto file = MakeFile("f", data);
+  for (uint64_t at = 0; at < data.size(); at += 256 << 10) {
+    std::optional<buf::SharedBytes> shared = file->Share(at, 300 << 10);  // overlapping
+    ASSERT_TRUE(shared) << at;
+    EXPECT_EQ(View(shared->bytes), std::string_view(data).substr(at, 300 << 10)) << at;
+  }
+  std::optional<buf::SharedBytes> tail = file->Share(2 << 20, 1 << 20);
+  ASSERT_TRUE(tail);
+  EXPECT_EQ(View(tail->bytes), std::string_view(data).substr(2 << 20));
+  // The rest of its last page is zeros, as past the end of any file.
+  EXPECT_EQ(ReadFd(tail->file.fd, tail->file.offset, kRamFsPageSize),
+            data.substr(2 << 20) + std::string(kRamFsPageSize - 123, '\0'));
+  EXPECT_EQ(ReadAll(*file, 100000), data);
+}
+
+TEST_F(RamFsTest, ShareDeclinesWhatItCannotOffer) {
+  auto small = MakeFile("small", Pattern(512 << 10, 3));
+  EXPECT_FALSE(small->Share(0, 256 << 10)) << "a file under 1 MiB: copied, no memfd of its own";
+  auto big = MakeFile("big", Pattern(4 << 20, 4));
+  EXPECT_FALSE(big->Share(100, 1 << 20)) << "misaligned";
+  EXPECT_FALSE(big->Share(4 << 20, 1 << 20)) << "at the end";
+  EXPECT_FALSE(big->Share(0, 0));
+  ASSERT_TRUE(big->Write(10 << 20, Bytes("far")).has_value());
+  EXPECT_FALSE(big->Share(4 << 20, 1 << 20)) << "a hole";
+  EXPECT_TRUE(big->Share(0, 1 << 20));
+  auto writer = Walk("big");
+  ASSERT_TRUE(writer->Open(O_WRONLY).has_value());
+  EXPECT_FALSE(writer->Share(0, 1 << 20)) << "not open for reading";
+  EXPECT_FALSE(Walk("big")->Share(0, 1 << 20)) << "not open";
+  ASSERT_TRUE(root_->Mkdir("d", 0755, 100).has_value());
+  auto dir = Walk("d");
+  ASSERT_TRUE(dir->Open(O_RDONLY | O_DIRECTORY).has_value());
+  EXPECT_FALSE(dir->Share(0, 1 << 20));
 }
 
 TEST_F(RamFsTest, TruncateThenGrowReadsZerosNotOldData) {

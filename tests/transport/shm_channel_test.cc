@@ -3,6 +3,7 @@
 // connected (noticed promptly, its descriptors and memory released), and a hostile
 // client scribbling over the whole shared region while a well-behaved client keeps
 // working.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -64,8 +65,11 @@ size_t OpenFds() {
 // the placement (MakeFrame's pattern), which therefore goes back by reference.
 class EchoServer {
  public:
-  EchoServer()
-      : path_(std::filesystem::temp_directory_path() /
+  // When set, each frame is answered with reply(its seq) instead of its echo.
+  using Reply = std::function<OutFrame(uint32_t seq)>;
+  explicit EchoServer(Reply reply = nullptr)
+      : reply_(std::move(reply)),
+        path_(std::filesystem::temp_directory_path() /
               ("nf-shm-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++))) {
     Address a{.kind = Address::Kind::kShm, .path = path_.string()};
     auto l = Listen(io_, a, [this](std::shared_ptr<Channel> ch) {
@@ -75,6 +79,12 @@ class EchoServer {
           [this, weak](std::span<const std::byte> f) {
             auto c = weak.lock();
             if (!c) return;
+            if (reply_) {
+              uint32_t seq;
+              std::memcpy(&seq, f.data() + 7, 4);
+              c->Send(reply_(seq));
+              return;
+            }
             std::span<std::byte> place = c->FramePlacement();
             std::span<const std::byte> apart = c->FramePayload();
             if (!place.empty()) {
@@ -132,6 +142,7 @@ class EchoServer {
 
  private:
   static inline int counter_ = 0;
+  Reply reply_;
   std::filesystem::path path_;
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_{io_.get_executor()};
@@ -160,6 +171,18 @@ struct Client {
             payload_at = apart.data();
             whole.insert(whole.end(), apart.begin(), apart.end());
           }
+          if (const buf::FileRef* pages = channel->FramePages()) {
+            pages_seen++;
+            // Usable as the channel promises: whole pages map copy-on-write elsewhere.
+            size_t n = pages->length / buf::kPageSize * buf::kPageSize;
+            void* p = n == 0 ? MAP_FAILED
+                             : ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE, pages->fd,
+                                      static_cast<off_t>(pages->offset));
+            if (p != MAP_FAILED) {
+              if (std::memcmp(p, apart.data(), n) == 0) aliased++;
+              ::munmap(p, n);
+            }
+          }
           uint32_t seq;
           if (!FrameOk(whole, &seq) || seq != received) bad++;
           received++;
@@ -177,7 +200,7 @@ struct Client {
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   std::shared_ptr<Channel> channel;
   std::thread thread;
-  std::atomic<uint32_t> received{0}, bad{0};
+  std::atomic<uint32_t> received{0}, bad{0}, pages_seen{0}, aliased{0};
   std::atomic<uint64_t> bytes{0};
   std::atomic<const std::byte*> payload_at{nullptr};  // the last payload that came apart
   std::promise<Error> closed;
@@ -252,6 +275,133 @@ TEST(ShmChannelTest, PlacementIsWhereTheReplyPayloadArrives) {
   }
   EXPECT_EQ(client.bad, 0u);
   EXPECT_EQ(server.placements(), 20u);
+}
+
+// Pages of a sealed memfd whose bytes are the pattern of frame `seq`'s payload, one run
+// per frame, with a read-only descriptor for them: what ramfs hands out.
+struct PagesSource {
+  static constexpr size_t kPayload = 300000;
+  static constexpr uint64_t kStride = 80 * buf::kPageSize;  // > kPayload, whole pages
+  explicit PagesSource(uint32_t frames) {
+    auto r = buf::Region::Create(frames * kStride, "test-pages");
+    EXPECT_TRUE(r);
+    region = std::move(*r);
+    ro_fd = ::open(("/proc/self/fd/" + std::to_string(region->fd())).c_str(), O_RDONLY | O_CLOEXEC);
+    EXPECT_GE(ro_fd, 0);
+    for (uint32_t i = 0; i < frames; ++i) {
+      std::vector<std::byte> whole = MakeFrame(i, 11 + kPayload);
+      std::memcpy(region->data() + i * kStride, whole.data() + 11, kPayload);
+    }
+  }
+  ~PagesSource() { ::close(ro_fd); }
+  OutFrame Reply(uint32_t seq, buf::FileRef pages) const {
+    std::vector<std::byte> head = MakeFrame(seq, 11);
+    auto size = static_cast<uint32_t>(11 + kPayload);
+    std::memcpy(head.data(), &size, 4);
+    return OutFrame{
+        std::move(head), {region->data() + seq * kStride, kPayload}, region, {}, nullptr, pages};
+  }
+  OutFrame Good(uint32_t seq) const {
+    return Reply(seq, {.fd = ro_fd, .offset = seq * kStride, .length = kPayload});
+  }
+  std::shared_ptr<buf::Region> region;
+  int ro_fd = -1;
+};
+
+// A payload offered as pages crosses as a descriptor: the client gets the bytes as a
+// read-only mapping plus the file to map them itself, and every descriptor is closed
+// after its frame.
+TEST(ShmChannelTest, PagesCrossAsADescriptorAndArriveMapped) {
+  constexpr uint32_t kFrames = 60;
+  PagesSource source(kFrames);
+  EchoServer server([&](uint32_t seq) { return source.Good(seq); });
+  Client client(server.address());
+  size_t fds_before = OpenFds();
+  for (uint32_t i = 0; i < kFrames; ++i)
+    client.channel->Send(OutFrame{MakeFrame(i, 11), {}, nullptr});
+  ASSERT_TRUE(WaitFor([&] { return client.received == kFrames; }, 20s)) << client.received;
+  EXPECT_EQ(client.bad, 0u);
+  EXPECT_EQ(client.pages_seen, kFrames);
+  EXPECT_EQ(client.aliased, kFrames);
+  EXPECT_TRUE(WaitFor([&] { return OpenFds() <= fds_before; }, 5s))
+      << OpenFds() << " descriptors open, " << fds_before << " before";
+}
+
+// Byte streams cannot hand over a descriptor: the payload goes inline.
+TEST(ShmChannelTest, PagesOnAByteStreamAreSentAsBytes) {
+  asio::io_context io;
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  auto a = OpenFdChannel(io, sv[0], sv[0]);
+  auto b = OpenFdChannel(io, sv[1], sv[1]);
+  ASSERT_TRUE(a && b);
+  EXPECT_FALSE((*a)->can_share_pages());
+  PagesSource source(1);
+  std::vector<std::byte> got;
+  (*b)->Start(
+      [&](std::span<const std::byte> f) {
+        EXPECT_EQ((*b)->FramePages(), nullptr);
+        got.assign(f.begin(), f.end());
+      },
+      [](const Error&) {});
+  (*a)->Start([](std::span<const std::byte>) {}, [](const Error&) {});
+  (*a)->Send(source.Good(0));
+  for (int i = 0; i < 2000 && got.empty(); ++i) io.run_for(5ms);
+  uint32_t seq = 99;
+  EXPECT_EQ(got.size(), 11 + PagesSource::kPayload);
+  EXPECT_TRUE(FrameOk(got, &seq));
+  EXPECT_EQ(seq, 0u);
+  (*a)->Close();
+  (*b)->Close();
+}
+
+// A server that hands over what cannot be mapped safely (a file that could shrink under
+// the mapping, pages past its end, a misaligned offset, not a file at all) ends the
+// session with a protocol error; the client process is unharmed.
+TEST(ShmChannelHostileTest, PagesThatCannotBeMappedSafelyAreRefused) {
+  PagesSource source(1);
+  int unsealed = ::memfd_create("unsealed", MFD_CLOEXEC);
+  ASSERT_GE(unsealed, 0);
+  ASSERT_EQ(::ftruncate(unsealed, 1 << 20), 0);
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+  const uint64_t end = source.region->size();
+  const struct {
+    const char* what;
+    buf::FileRef pages;
+  } cases[] = {
+      {"unsealed memfd", {.fd = unsealed, .offset = 0, .length = PagesSource::kPayload}},
+      {"past the end", {.fd = source.ro_fd, .offset = end - 4096, .length = PagesSource::kPayload}},
+      {"offset past the end", {.fd = source.ro_fd, .offset = end + 4096, .length = 100}},
+      {"misaligned", {.fd = source.ro_fd, .offset = 100, .length = PagesSource::kPayload}},
+      {"a pipe", {.fd = pipe_fds[0], .offset = 0, .length = PagesSource::kPayload}},
+  };
+  for (const auto& c : cases) {
+    EchoServer server([&](uint32_t seq) { return source.Reply(seq, c.pages); });
+    Client client(server.address());
+    auto closed = client.closed.get_future();
+    client.channel->Send(OutFrame{MakeFrame(0, 11), {}, nullptr});
+    ASSERT_EQ(closed.wait_for(10s), std::future_status::ready) << c.what;
+    Error why = closed.get();
+    EXPECT_EQ(why.code(), std::errc::protocol_error) << c.what << ": " << why.ToString();
+    EXPECT_NE(why.ToString().find("pages record"), std::string::npos) << why.ToString();
+    EXPECT_EQ(client.received, 0u) << c.what;
+  }
+  ::close(unsealed);
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+}
+
+// Pages go from server to client only: a client that sends a pages record is cut off.
+TEST(ShmChannelHostileTest, AClientSendingPagesIsCutOff) {
+  PagesSource source(1);
+  EchoServer server;
+  Client client(server.address());
+  auto closed = client.closed.get_future();
+  client.channel->Send(source.Good(0));
+  ASSERT_EQ(closed.wait_for(10s), std::future_status::ready);
+  ASSERT_TRUE(WaitFor([&] { return !server.closes().empty(); }, 5s));
+  EXPECT_EQ(server.closes()[0].code(), std::errc::protocol_error) << server.closes()[0].ToString();
 }
 
 // Byte streams have no arena: a placement is ignored and a payload is sent inline.
@@ -445,6 +595,7 @@ class RawShmClient {
   int memfd() const { return fds_[0]; }
   int server_eventfd() const { return fds_[1]; }  // the server's doorbell: write 8 bytes
   int client_eventfd() const { return fds_[2]; }
+  int pages_socket() const { return fds_[3]; }
 
  private:
   static testing::AssertionResult SystemFailure(const std::string& what) {
@@ -453,7 +604,8 @@ class RawShmClient {
 
   int socket_ = -1;
   ShmHello hello_{};
-  int fds_[3] = {-1, -1, -1};  // memfd, server eventfd, client eventfd (the hello's order)
+  // memfd, server eventfd, client eventfd, pages socket (the hello's order)
+  int fds_[4] = {-1, -1, -1, -1};
   std::byte* region_ = nullptr;
 };
 

@@ -52,6 +52,16 @@ struct FileRef {
 };
 
 using BufferRef = std::variant<Virtual, RegionRef, Pages, FileRef>;
+
+// Bytes that also lie in whole pages of a file that will never change them (a memfd,
+// open read-only): a reader on the same host may map `file` instead of copying `bytes`
+// (page sharing, strategy c). `file.offset` is a page multiple and `file.length` equals
+// bytes.size(); `owner` keeps the descriptor and both views alive.
+struct SharedBytes {
+  std::span<const std::byte> bytes;
+  FileRef file;
+  std::shared_ptr<const void> owner;
+};
 using BufferList = std::vector<BufferRef>;
 
 // The bytes a reference covers, or EFAULT when they lie outside its region, EINVAL for

@@ -425,6 +425,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void StartWalk(Fid fid, Fid newfid, std::vector<std::string> names,
                  Done<std::vector<wire::Qid>> done);
   void StartRead(Fid fid, uint64_t offset, std::span<std::byte> dest, Done<size_t> done);
+  // Inside a read's completion: maps the reply's whole pages onto `dest` when the reply
+  // came as pages (Channel::FramePages) and dest starts on a page; the bytes so mapped
+  // (0: none, the caller copies).
+  size_t AliasPages(const wire::Rread& reply, std::span<std::byte> dest);
   void StartWrite(Fid fid, uint64_t offset, std::span<const std::byte> src, Done<size_t> done);
   void StartReaddir(Fid fid, uint64_t offset, Done<std::vector<DirEntry>> done);
 

@@ -22,11 +22,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 
 #include "ninefold/base/result.h"
+#include "ninefold/buf/buffer.h"
 #include "ninefold/wire/messages.h"
 
 namespace ninefold::fs {
@@ -89,6 +91,13 @@ class Node {
   // move a read's data in the kernel (splice(2)) instead of calling Read; Read stays the
   // reference (it is used whenever splicing cannot be). -1 (the default): always Read.
   virtual int data_fd() const { return -1; }
+  // The bytes at [offset, offset + count) (fewer at the end of the file; offset a page
+  // multiple) as pages the node promises never to change again (it writes elsewhere from
+  // now on): the framework may hand them to a client on this host to map instead of
+  // copying (buf::SharedBytes). nullopt (the default) when it cannot: Read then serves.
+  virtual std::optional<buf::SharedBytes> Share(uint64_t /*offset*/, size_t /*count*/) {
+    return std::nullopt;
+  }
   // Write data at offset (an O_APPEND open appends); returns bytes written.
   virtual Result<size_t> Write(uint64_t offset, std::span<const std::byte> data);
   // Directory entries from the position `offset` (0: the start; otherwise the offset

@@ -65,6 +65,8 @@ struct ServerStats {
   // read by Node::Read (into the server's memory or, over shm, the client's arena).
   std::atomic<uint64_t> bytes_spliced{0};
   std::atomic<uint64_t> bytes_read{0};
+  // Tread data offered to a client on this host as pages to map (Node::Share, over shm).
+  std::atomic<uint64_t> bytes_shared{0};
 };
 
 class Server {

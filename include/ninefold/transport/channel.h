@@ -42,12 +42,18 @@ namespace ninefold::transport {
 // On a channel that can_splice(), `spliced` (when set) holds the first spliced->pending
 // bytes of the payload in a pipe (splice.h): they go out between `head` and `payload`,
 // moved from the pipe by the kernel. Other channels never get one.
+//
+// `pages`, when its fd is set, says the payload is also pages of a read-only file that
+// never changes them (buf::SharedBytes; `owner` keeps the descriptor open): a channel
+// that can_share_pages() may hand the peer the descriptor to map them instead of copying
+// the payload; any other channel (or one that cannot hand it over now) sends the payload.
 struct OutFrame {
   std::vector<std::byte> head;
   std::span<const std::byte> payload;
   std::shared_ptr<const void> owner;
   std::span<std::byte> placement;
   std::shared_ptr<SplicePipe> spliced;
+  buf::FileRef pages;
 };
 
 class Channel {
@@ -109,6 +115,12 @@ class Channel {
   // reply's payload to be written (its OutFrame::placement), checked to lie inside the
   // arena; empty when none. Valid while the channel lives.
   virtual std::span<std::byte> FramePlacement() const { return {}; }
+  // Only from inside the FrameHandler: when the peer sent the current frame's payload as
+  // pages of a read-only file (OutFrame::pages), that file's descriptor and range; the
+  // payload (FramePayload) is then a read-only mapping of it. The handler may map the
+  // whole pages itself (MAP_PRIVATE: a copy-on-write alias) instead of copying them; the
+  // descriptor is closed after the call. Null otherwise.
+  virtual const buf::FileRef* FramePages() const { return nullptr; }
   // Only from inside the FrameHandler: the handler queued work on the io_context (a
   // request that may block, posted to run off the read loop) that should run before the
   // channel looks for more frames. A channel that polls (shm) would otherwise keep the io
@@ -117,6 +129,9 @@ class Channel {
   // True when OutFrame::spliced may be used: the channel writes to a socket that
   // splice(2) can feed.
   virtual bool can_splice() const { return false; }
+  // True when OutFrame::pages may be used: the peer is on this host and can map a file
+  // we hand it (shm).
+  virtual bool can_share_pages() const { return false; }
 };
 
 class Listener {
