@@ -11,12 +11,16 @@
 #    over shm spinning (the default), shm sleeping (NINEFOLD_SHM_SPIN_US=0 on both
 #    sides), unix and tcp: p50 and p99.
 # 3. Sequential read of a IO_BYTES (1G) file from ramfs and from exportfs (on tmpfs) in
-#    msize-sized requests (1 MiB - 24), READ_OUTSTANDING (4) in flight: over shm once per
-#    `ninefold bench --buffer` (private: the client copies, strategy a; shared: buffers
-#    in the arena, the server places the data, b; aligned: page-aligned private memory,
-#    page sharing c where the server offers it, else a copy), then unix and tcp. Each row
-#    shows MB/s and bytes copied / placed / shared per byte delivered, as the session
-#    counted them (so a row shows the strategy that really ran), then ratios between rows.
+#    1020 KiB requests (the largest page multiple under msize 1 MiB: requests that start
+#    on a page are what page sharing needs), READ_OUTSTANDING (4) in flight: over shm once
+#    per `ninefold bench --buffer` (private: the client copies, strategy a; shared:
+#    buffers in the arena, the server places the data, b; aligned: page-aligned private
+#    memory, page sharing c where the server offers it (ramfs), else a copy), then unix
+#    and tcp. Each row shows MB/s and bytes copied / placed / shared per byte delivered,
+#    as the session counted them (so a row shows the strategy that really ran), then
+#    ratios between rows. Delivering is not consuming (a shared page is only mapped; it
+#    faults in when read), so the ramfs rows run again with --touch: the client reads
+#    every byte it was given, inside the measured time.
 #
 # Environment: SECONDS_PER_ROW (3), IO_BYTES (1G), READ_OUTSTANDING (4), BENCH_DIR
 # (/dev/shm/ninefold-shm-bench, removed at the end). Servers listen on 127.0.0.1 or
@@ -107,17 +111,18 @@ getattr_row "shm, sleeping" "$SHM" NINEFOLD_SHM_SPIN_US=0
 stop_server
 echo
 
-echo "== sequential read, (1 MiB - 24) requests, $READ_OUTSTANDING in flight, $IO_BYTES file, $SECS s each"
+echo "== sequential read, 1020 KiB requests, $READ_OUTSTANDING in flight, $IO_BYTES file, $SECS s each"
 echo "   (copied / placed / shared: bytes the client copied, the server placed in the"
 echo "   caller's shared buffer, or shared as pages, per byte delivered)"
 printf "%-10s %-22s %10s %8s %8s %8s %8s  %s\n" "back end" transport "MB/s" "GB/s" copied placed \
   shared strategy
 declare -A MBPS
-read_row() {  # TREE NAME ADDR [BUFFER]
+read_row() {  # TREE NAME ADDR [BUFFER [MORE BENCH OPTIONS]]
   local tree=$1 name=$2 addr=$3 buffer=${4:-private}
+  shift 4 2>/dev/null || shift $#
   local out bytes copied placed shared strategy
-  out=$("$NINEFOLD" bench "$addr" --aname "$tree" --op read --file-size "$IO_BYTES" \
-    --outstanding "$READ_OUTSTANDING" --buffer "$buffer" --duration "$SECS" --warmup 1 --json)
+  out=$("$NINEFOLD" bench "$addr" --aname "$tree" --op read --file-size "$IO_BYTES" --size 1020K \
+    --outstanding "$READ_OUTSTANDING" --buffer "$buffer" --duration "$SECS" --warmup 1 --json "$@")
   MBPS[$tree,$name]=$(json_field "$out" mb_s)
   bytes=$(json_field "$out" bytes)
   copied=$(json_field "$out" bytes_copied)
@@ -133,7 +138,7 @@ read_row() {  # TREE NAME ADDR [BUFFER]
     "$(json_field "$out" shared_per_byte)" "$strategy"
 }
 ratio() {  # TREE LABEL A B: "LABEL: N.Nx", MB/s of row A over row B
-  printf "%-10s %-26s %6.1fx\n" "$1" "$2:" \
+  printf "%-10s %-30s %6.1fx\n" "$1" "$2:" \
     "$(perl -e 'printf "%.3f", $ARGV[1] > 0 ? $ARGV[0] / $ARGV[1] : 0' "${MBPS[$1,$3]}" \
       "${MBPS[$1,$4]}")"
 }
@@ -145,15 +150,24 @@ for tree in ram disk; do
   read_row $tree unix "$UNIX"
   read_row $tree tcp "$TCP"
 done
+read_row ram "shm private, touched" "$SHM" private --touch
+read_row ram "shm shared, touched" "$SHM" shared --touch
+read_row ram "shm aligned, touched" "$SHM" aligned --touch
+read_row ram "tcp, touched" "$TCP" private --touch
 echo
 for tree in ram disk; do
   ratio $tree "shm placed vs tcp" "shm --buffer shared" tcp
   ratio $tree "shm placed vs unix" "shm --buffer shared" unix
   ratio $tree "shm placed vs shm copy" "shm --buffer shared" "shm --buffer private"
+  ratio $tree "shm aligned vs tcp" "shm --buffer aligned" tcp
   ratio $tree "shm aligned vs shm copy" "shm --buffer aligned" "shm --buffer private"
   ratio $tree "shm copy vs tcp" "shm --buffer private" tcp
-  printf "%-10s %-26s %6.2fx\n" $tree "shm placed vs cold memcpy:" \
+  ratio $tree "shm copy vs unix" "shm --buffer private" unix
+  printf "%-10s %-30s %6.2fx\n" $tree "shm placed vs cold memcpy:" \
     "$(perl -e 'printf "%.3f", $ARGV[1] > 0 ? $ARGV[0] / $ARGV[1] : 0' \
       "${MBPS[$tree,shm --buffer shared]}" "${COLD_MBPS:-0}")"
 done
+ratio ram "touched: shm aligned vs tcp" "shm aligned, touched" "tcp, touched"
+ratio ram "touched: shm placed vs tcp" "shm shared, touched" "tcp, touched"
+ratio ram "touched: shm copy vs tcp" "shm private, touched" "tcp, touched"
 stop_server

@@ -124,6 +124,9 @@ size_t Session::AliasPages(const wire::Rread& reply, std::span<std::byte> dest) 
   // Never over the arena: the server must keep seeing what we write there.
   std::shared_ptr<buf::Arena> arena = channel_->arena();
   if (arena && arena->Contains(dest.data(), 1)) return 0;
+  // Mapped lazily: a page faults in (with its neighbours: the kernel's fault-around) when
+  // first touched. MAP_POPULATE was measured slower, and on a writable private mapping it
+  // copies every page.
   void* p = ::mmap(dest.data(), whole, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, pages->fd,
                    static_cast<off_t>(pages->offset));
   return p == dest.data() ? whole : 0;

@@ -78,6 +78,7 @@ struct BenchOptions {
   double warmup = 1;
   std::string path;
   std::string buffer = "private";  // read/write memory: private, aligned or shared
+  bool touch = false;              // read every byte each read delivered
   bool json = false;
 };
 
@@ -286,6 +287,7 @@ class Load : public std::enable_shared_from_this<Load> {
     } else if (opt_.op == "read") {
       s.offset = NextOffset();
       session_->AsyncRead(target_, s.offset, s.io.bytes(), [this, i](Result<size_t> r) {
+        if (r && opt_.touch) Touch(slots_[i].io.bytes().first(*r));
         if (r && *r == 0) {
           r = Unexpected(Error(std::errc::io_error,
                                fmt::format("read of 0 bytes at offset {}: is the file shorter "
@@ -356,6 +358,19 @@ class Load : public std::enable_shared_from_this<Load> {
     return offset;
   }
 
+  // Reads every byte of `bytes` (8 at a time) into a sum the compiler must keep.
+  void Touch(std::span<const std::byte> bytes) {
+    uint64_t sum = 0;
+    size_t words = bytes.size() / 8;
+    for (size_t w = 0; w < words; ++w) {
+      uint64_t v;
+      std::memcpy(&v, bytes.data() + w * 8, 8);
+      sum += v;
+    }
+    for (size_t b = words * 8; b < bytes.size(); ++b) sum += std::to_integer<uint64_t>(bytes[b]);
+    touched_ = touched_ + sum;
+  }
+
   void Complete(size_t i, Result<size_t> r) {
     auto now = Clock::now();
     if (!r) {
@@ -382,6 +397,7 @@ class Load : public std::enable_shared_from_this<Load> {
   // io thread.
   asio::steady_timer warmup_timer_, end_timer_;
   std::vector<Slot> slots_;
+  volatile uint64_t touched_ = 0;  // Touch's sums: the reads cannot be optimized away
   size_t in_flight_ = 0;
   bool measuring_ = false, stopping_ = false;
   Clock::time_point start_, window_start_;
@@ -672,6 +688,9 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--buffer", opt->buffer,
                   "read/write memory: private, aligned or shared (see above; default private)")
       ->check(CLI::IsMember({"private", "aligned", "shared"}));
+  cmd->add_flag("--touch", opt->touch,
+                "read: read every byte each read delivered (8 bytes at a time), as a consumer "
+                "of the data would, inside the measured time (mapped pages then fault in)");
   cmd->add_flag("--json", opt->json, "print one JSON object instead of text");
   cmd->callback([opt, exit_code] { *exit_code = RunBench(*opt); });
 }
