@@ -73,7 +73,8 @@ Region::~Region() {
   ::close(fd_);
 }
 
-Result<std::shared_ptr<Region>> Region::Create(size_t bytes, std::string_view name) {
+Result<std::shared_ptr<Region>> Region::Create(size_t bytes, std::string_view name,
+                                               PeerAccess peers) {
   size_t size = (bytes + kPageSize - 1) / kPageSize * kPageSize;
   if (size == 0 || size / kPageSize > UINT32_MAX) {
     return Unexpected(
@@ -81,18 +82,22 @@ Result<std::shared_ptr<Region>> Region::Create(size_t bytes, std::string_view na
   }
   int fd = ::memfd_create(std::string(name).c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return Unexpected(Errno("memfd_create"));
+  auto fail = [fd](std::string what) {
+    Error e = Errno(std::move(what));
+    ::close(fd);
+    return Unexpected(e);
+  };
   if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
-    Error e = Errno("ftruncate memfd to " + std::to_string(size));
-    ::close(fd);
-    return Unexpected(e);
+    return fail("ftruncate memfd to " + std::to_string(size));
   }
-  // The size is part of the layout both sides index: nobody may change it.
-  ::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) {
-    Error e = Errno("mmap region");
-    ::close(fd);
-    return Unexpected(e);
+  if (p == MAP_FAILED) return fail("mmap region");
+  // The size is part of the layout both sides index: nobody may change it.
+  int seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+  if (peers == PeerAccess::kReadOnly) seals |= F_SEAL_FUTURE_WRITE;
+  if (::fcntl(fd, F_ADD_SEALS, seals) != 0) {
+    ::munmap(p, size);
+    return fail("seal memfd");
   }
   return std::shared_ptr<Region>(new Region(fd, static_cast<std::byte*>(p), size));
 }

@@ -316,8 +316,8 @@ std::vector<std::shared_ptr<Page>> NewSharePages(Inode& inode, uint32_t count) {
     uint64_t want = share ? 2 * share->region->size() : kShareRegionMin;
     want = std::max<uint64_t>(std::min(want, kShareRegionMax), uint64_t{count} * kPage);
     auto fresh = std::make_shared<ShareRegion>();
-    Result<std::shared_ptr<buf::Region>> region =
-        buf::Region::Create(want, fmt::format("ninefold-ramfs-{}", inode.ino));
+    Result<std::shared_ptr<buf::Region>> region = buf::Region::Create(
+        want, fmt::format("ninefold-ramfs-{}", inode.ino), buf::Region::PeerAccess::kReadOnly);
     if (!region) return {};
     fresh->region = std::move(*region);
     fresh->ro_fd =

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -320,6 +321,20 @@ TEST_F(RamFsTest, SharedPagesLieInAReadOnlyFileAndNeverChange) {
   EXPECT_EQ(::pwrite(fd, "x", 1, static_cast<off_t>(shared->file.offset)), -1);
   EXPECT_EQ(errno, EBADF);
   EXPECT_EQ(ReadFd(fd, shared->file.offset, 2 << 20), data.substr(1 << 20, 2 << 20));
+  // Not even a descriptor reopened for writing (a memfd's mode is 0777) can change it.
+  int rw = ::open(("/proc/self/fd/" + std::to_string(fd)).c_str(), O_RDWR | O_CLOEXEC);
+  if (rw >= 0) {
+    EXPECT_EQ(::pwrite(rw, "x", 1, static_cast<off_t>(shared->file.offset)), -1);
+    EXPECT_EQ(errno, EPERM);
+    EXPECT_EQ(::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, rw,
+                     static_cast<off_t>(shared->file.offset)),
+              MAP_FAILED);
+    EXPECT_EQ(::fallocate(rw, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                          static_cast<off_t>(shared->file.offset), 4096),
+              -1);
+    ::close(rw);
+  }
+  EXPECT_EQ(View(shared->bytes), std::string_view(data).substr(1 << 20, 2 << 20));
 
   // The same range again: the same pages (copied into their run once, not per share).
   std::optional<buf::SharedBytes> again = file->Share(1 << 20, 2 << 20);

@@ -57,7 +57,15 @@ class PageAllocator {
 class Region {
  public:
   // A new memfd of `bytes` rounded up to whole pages, mapped read-write and shared.
-  [[nodiscard]] static Result<std::shared_ptr<Region>> Create(size_t bytes, std::string_view name);
+  //
+  // With `peers` kReadOnly only this mapping can ever write the pages: the memfd is sealed
+  // F_SEAL_FUTURE_WRITE once mapped, so write(2), fallocate and new shared writable
+  // mappings fail through every descriptor of it — one handed to a peer, or one a peer
+  // reopens through /proc/PID/fd/N (a read-only descriptor alone does not stop that: a
+  // memfd's mode is 0777). Private (copy-on-write) mappings remain possible.
+  enum class PeerAccess { kReadWrite, kReadOnly };
+  [[nodiscard]] static Result<std::shared_ptr<Region>> Create(
+      size_t bytes, std::string_view name, PeerAccess peers = PeerAccess::kReadWrite);
   // Maps a region received from a peer. The descriptor is taken over (closed on error
   // too); its size must be exactly `expected_bytes` (else EINVAL), so a peer cannot make
   // us map less than the layout we will index.
