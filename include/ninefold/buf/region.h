@@ -43,7 +43,8 @@ class PageAllocator {
   explicit PageAllocator(uint32_t pages);
   // ENOMEM ("no run of N free pages") when no run is free; EINVAL for count 0.
   [[nodiscard]] Result<PageRun> Allocate(uint32_t count);
-  // Frees a run returned by Allocate. Freeing anything else is a program bug (aborts).
+  // Frees pages returned by Allocate: a whole run or any part of one (ramfs frees its
+  // runs a page at a time). Freeing a page that is free is a program bug (aborts).
   void Free(PageRun run);
   uint32_t free_pages() const;
   uint32_t total_pages() const { return total_; }
