@@ -54,6 +54,67 @@ uint32_t RingBytes() {
   return static_cast<uint32_t>((n + buf::kPageSize - 1) / buf::kPageSize * buf::kPageSize);
 }
 
+// Sends `body` with `fds` as one SCM_RIGHTS message (at most 4) on `socket`; the bytes
+// sent, or -1 with errno set (EINTR retried).
+ssize_t SendWithFds(int socket, const void* body, size_t size, std::span<const int> fds,
+                    int flags) {
+  alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))] = {};
+  iovec iov{const_cast<void*>(body), size};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = CMSG_SPACE(fds.size_bytes());
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(fds.size_bytes());
+  std::memcpy(CMSG_DATA(c), fds.data(), fds.size_bytes());
+  ssize_t n;
+  do {
+    n = ::sendmsg(socket, &msg, MSG_NOSIGNAL | flags);
+  } while (n < 0 && errno == EINTR);
+  return n;
+}
+
+// One message received from `socket` with its descriptors: at most `size` bytes into
+// `body`; the first fds.size() descriptors into `fds` (close-on-exec), any more closed.
+struct ReceivedMessage {
+  size_t bytes = 0;
+  size_t fds = 0;  // descriptors that came, kept or not
+  int flags = 0;   // msg_flags: MSG_TRUNC, MSG_CTRUNC
+};
+Result<ReceivedMessage> ReceiveWithFds(int socket, void* body, size_t size, std::span<int> fds,
+                                       int flags) {
+  alignas(cmsghdr) char control[CMSG_SPACE(8 * sizeof(int))] = {};
+  iovec iov{body, size};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  do {
+    n = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC | flags);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return Unexpected(Errno(errno, "recvmsg"));
+  ReceivedMessage r{.bytes = static_cast<size_t>(n), .fds = 0, .flags = msg.msg_flags};
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < k; ++i, ++r.fds) {
+      int got;
+      std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+      if (r.fds < fds.size()) {
+        fds[r.fds] = got;
+      } else {
+        ::close(got);
+      }
+    }
+  }
+  return r;
+}
+
 class ShmChannel final : public Channel, public std::enable_shared_from_this<ShmChannel> {
  public:
   ShmChannel(asio::io_context& io, stream_protocol::socket socket,
@@ -132,23 +193,8 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   bool HandOverLocked(const buf::FileRef& pages) {
     if (pages_fd_ < 0) return false;
     ShmPagesNote note{.offset = pages.offset, .length = pages.length};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    iovec iov{&note, sizeof note};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &pages.fd, sizeof(int));
-    ssize_t n;
-    do {
-      n = ::sendmsg(pages_fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
-    return n == static_cast<ssize_t>(sizeof note);
+    return SendWithFds(pages_fd_, &note, sizeof note, {&pages.fd, 1}, MSG_DONTWAIT) ==
+           static_cast<ssize_t>(sizeof note);
   }
 
   // What follows a frame's head in its ring record: the payload itself, or a trailer
@@ -359,41 +405,19 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   // trailer and maps the pages read-only as the frame's payload (until ReleaseFramePages).
   Result<void> TakePages(const ShmTrailer& t) {
     ShmPagesNote note;
-    alignas(cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))] = {};
-    iovec iov{&note, sizeof note};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    ssize_t n;
-    do {
-      n = ::recvmsg(pages_fd_, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) {
-      return Unexpected(Errno(errno, "a pages record without its descriptor: pages socket"));
-    }
     int fd = -1;
-    size_t fds = 0;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < k; ++i) {
-        int got;
-        std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
-        if (fds++ == 0) {
-          fd = got;
-        } else {
-          ::close(got);
-        }
-      }
+    Result<ReceivedMessage> got =
+        ReceiveWithFds(pages_fd_, &note, sizeof note, {&fd, 1}, MSG_DONTWAIT);
+    if (!got) {
+      return Unexpected(
+          Error(got.error().code(), "a pages record without its descriptor: pages socket recvmsg"));
     }
     auto bad = [&](std::string why) {
       if (fd >= 0) ::close(fd);
       return Unexpected(Error(std::errc::protocol_error, "pages record: " + why));
     };
-    if (n != sizeof note || fds != 1 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-      return bad(fmt::format("a note of {} bytes with {} descriptors", n, fds));
+    if (got->bytes != sizeof note || got->fds != 1 || (got->flags & (MSG_TRUNC | MSG_CTRUNC))) {
+      return bad(fmt::format("a note of {} bytes with {} descriptors", got->bytes, got->fds));
     }
     if (note.offset != t.offset || note.length != t.length) {
       return bad(fmt::format("the note says {}+{}, the record {}+{}", note.offset, note.length,
@@ -613,20 +637,9 @@ Result<std::shared_ptr<Channel>> AcceptShm(asio::io_context& io, stream_protocol
                  .s2c_offset = ring_bytes,
                  .data_offset = 2 * uint64_t{ring_bytes},
                  .data_bytes = data_bytes};
-  int fds[4] = {(*region)->fd(), efd_server, efd_client, pages[1]};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
-  iovec iov{&hello, sizeof hello};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof fds);
-  std::memcpy(CMSG_DATA(c), fds, sizeof fds);
-  if (::sendmsg(socket.native_handle(), &msg, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof hello)) {
+  const int fds[4] = {(*region)->fd(), efd_server, efd_client, pages[1]};
+  if (SendWithFds(socket.native_handle(), &hello, sizeof hello, fds, 0) !=
+      static_cast<ssize_t>(sizeof hello)) {
     Error e = Errno(errno, "send shm hello");
     close_all();
     return Unexpected(e);
@@ -718,36 +731,20 @@ Result<std::unique_ptr<Listener>> ListenShm(asio::io_context& io, const Address&
 
 Result<ReceivedShmHello> ReceiveShmHello(int fd) {
   ReceivedShmHello r;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof r.fds)] = {};
-  iovec iov{&r.hello, sizeof r.hello};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t n;
-  do {
-    n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return Unexpected(Errno(errno, "receive shm hello"));
-  size_t count = 0;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-      count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      std::memcpy(r.fds, CMSG_DATA(c), std::min(count, std::size(r.fds)) * sizeof(int));
-    }
-  }
+  Result<ReceivedMessage> got = ReceiveWithFds(fd, &r.hello, sizeof r.hello, r.fds, 0);
+  if (!got) return Unexpected(Error(got.error().code(), "receive shm hello"));
   auto bad = [&](std::string why) {
     for (int& f : r.fds) {
       if (f >= 0) ::close(std::exchange(f, -1));
     }
     return Unexpected(Error(std::errc::protocol_error, "bad shm hello: " + why));
   };
-  if (n != sizeof r.hello || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-    return bad(fmt::format("{} bytes (flags {:#x})", n, static_cast<unsigned>(msg.msg_flags)));
+  if (got->bytes != sizeof r.hello || (got->flags & (MSG_TRUNC | MSG_CTRUNC))) {
+    return bad(
+        fmt::format("{} bytes (flags {:#x})", got->bytes, static_cast<unsigned>(got->flags)));
   }
-  if (count != std::size(r.fds)) {
-    return bad(fmt::format("{} descriptors, not {}", count, std::size(r.fds)));
+  if (got->fds != std::size(r.fds)) {
+    return bad(fmt::format("{} descriptors, not {}", got->fds, std::size(r.fds)));
   }
   if (r.hello.magic != kShmMagic || r.hello.version != kShmVersion) {
     return bad(fmt::format("magic {:#x} version {}", r.hello.magic, r.hello.version));
