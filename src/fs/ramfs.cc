@@ -77,16 +77,23 @@ struct Usage {
 // `exposed`: never written again (WritablePage copies it first) and never reused after
 // it dies, so what a client mapped cannot change under it; the kernel keeps it for as
 // long as a client maps it. The memfd goes when the last of its pages does.
+//
+// An exposed page stays charged to the file system's size limit until its region goes,
+// wherever the page is (in a file, or dead but kept for clients): its memory is held that
+// long. A page that is not exposed is charged while a file holds it, as pool pages are.
 struct ShareRegion {
-  std::shared_ptr<buf::Region> region;
-  int ro_fd = -1;                                // the memfd again, read-only: what clients get
-  std::unique_ptr<std::atomic<bool>[]> exposed;  // by page index
-  ShareRegion() = default;
+  explicit ShareRegion(std::shared_ptr<Usage> u) : usage(std::move(u)) {}
   ShareRegion(const ShareRegion&) = delete;
   ShareRegion& operator=(const ShareRegion&) = delete;
   ~ShareRegion() {
+    usage->Release(exposed_count.load(std::memory_order_relaxed) * kPage);
     if (ro_fd >= 0) ::close(ro_fd);
   }
+  const std::shared_ptr<Usage> usage;
+  std::shared_ptr<buf::Region> region;           // sealed: only its mapping here can write it
+  int ro_fd = -1;                                // the memfd again, read-only: what clients get
+  std::unique_ptr<std::atomic<bool>[]> exposed;  // by page index
+  std::atomic<uint64_t> exposed_count{0};
 };
 
 // Files smaller than this never get a region of their own (a memfd each would cost more
@@ -134,9 +141,13 @@ struct Inode {
     atime = mtime = ctime = btime = Now();
   }
   ~Inode() {
-    usage->Release(pages.size() * kPage);
+    usage->Release(ChargedPages() * kPage);
     usage->inodes.fetch_sub(1, std::memory_order_relaxed);
   }
+
+  // Pages whose charge this inode holds: all but the exposed ones (their regions hold
+  // theirs; see ShareRegion).
+  uint64_t ChargedPages() const;
 
   bool is_dir() const { return type == S_IFDIR; }
   wire::Qid qid() const {
@@ -306,6 +317,17 @@ bool IsExposed(const std::shared_ptr<Page>& page) {
   return d != nullptr && d->share->exposed[d->index].load(std::memory_order_relaxed);
 }
 
+uint64_t Inode::ChargedPages() const {
+  uint64_t n = 0;
+  for (const auto& [index, page] : pages) n += !IsExposed(page);
+  return n;
+}
+
+// Drops a page from a file: its charge goes unless it is exposed (its region's then).
+void ReleasePage(Inode& inode, const std::shared_ptr<Page>& page) {
+  if (!IsExposed(page)) inode.usage->Release(kPage);
+}
+
 // `count` contiguous pages of the inode's share region (a new, larger region when the
 // current one has no such run), contents undefined; empty when no memfd can be had.
 std::vector<std::shared_ptr<Page>> NewSharePages(Inode& inode, uint32_t count) {
@@ -315,7 +337,7 @@ std::vector<std::shared_ptr<Page>> NewSharePages(Inode& inode, uint32_t count) {
   if (!run) {
     uint64_t want = share ? 2 * share->region->size() : kShareRegionMin;
     want = std::max<uint64_t>(std::min(want, kShareRegionMax), uint64_t{count} * kPage);
-    auto fresh = std::make_shared<ShareRegion>();
+    auto fresh = std::make_shared<ShareRegion>(inode.usage);
     Result<std::shared_ptr<buf::Region>> region = buf::Region::Create(
         want, fmt::format("ninefold-ramfs-{}", inode.ino), buf::Region::PeerAccess::kReadOnly);
     if (!region) return {};
@@ -368,9 +390,14 @@ Page* WritablePage(Inode& inode, uint64_t index, bool whole) {
       inode.usage->Release(kPage);
       return nullptr;
     }
-  } else if (it->second.use_count() > 1 || IsExposed(it->second)) {
+  } else if (bool exposed = IsExposed(it->second); exposed || it->second.use_count() > 1) {
+    // The copy of an exposed page is charged anew: the exposed one keeps its memory.
+    if (exposed && !inode.usage->Reserve(kPage)) return nullptr;
     std::shared_ptr<Page> copy = NewPageFor(inode, index, false);
-    if (!copy) return nullptr;
+    if (!copy) {
+      if (exposed) inode.usage->Release(kPage);
+      return nullptr;
+    }
     std::memcpy(copy->bytes, it->second->bytes, kPage);
     it->second = std::move(copy);
   }
@@ -402,8 +429,16 @@ std::optional<buf::SharedBytes> ShareData(Inode& inode, uint64_t offset, size_t 
     }
   }
   if (!one_run) {
+    // Exposed pages replaced here keep their memory (and charge): their copies are new.
+    uint64_t exposed = 0;
+    it = inode.pages.lower_bound(first);
+    for (uint32_t i = 0; i < pages; ++i, ++it) exposed += IsExposed(it->second);
+    if (!inode.usage->Reserve(exposed * kPage)) return std::nullopt;
     std::vector<std::shared_ptr<Page>> fresh = NewSharePages(inode, pages);
-    if (fresh.empty()) return std::nullopt;
+    if (fresh.empty()) {
+      inode.usage->Release(exposed * kPage);
+      return std::nullopt;
+    }
     it = inode.pages.lower_bound(first);
     for (uint32_t i = 0; i < pages; ++i, ++it) {
       std::memcpy(fresh[i]->bytes, it->second->bytes, kPage);
@@ -412,9 +447,11 @@ std::optional<buf::SharedBytes> ShareData(Inode& inode, uint64_t offset, size_t 
     start = std::get_deleter<SharePageDeleter>(inode.pages.find(first)->second);
   }
   const std::shared_ptr<ShareRegion>& share = start->share;
+  uint64_t newly = 0;
   for (uint32_t i = 0; i < pages; ++i) {
-    share->exposed[start->index + i].store(true, std::memory_order_relaxed);
+    newly += !share->exposed[start->index + i].exchange(true, std::memory_order_relaxed);
   }
+  share->exposed_count.fetch_add(newly, std::memory_order_relaxed);
   const uint64_t at = uint64_t{start->index} * kPage;
   return buf::SharedBytes{.bytes = {share->region->data() + at, n},
                           .file = {.fd = share->ro_fd, .offset = at, .length = n},
@@ -426,8 +463,8 @@ void Truncate(Inode& inode, uint64_t new_size) {
   if (new_size < inode.size) {
     uint64_t first_dead = (new_size + kPage - 1) / kPage;
     for (auto it = inode.pages.lower_bound(first_dead); it != inode.pages.end();) {
+      ReleasePage(inode, it->second);
       it = inode.pages.erase(it);
-      inode.usage->Release(kPage);
     }
     if (uint64_t tail = new_size % kPage; tail != 0 && inode.pages.contains(new_size / kPage)) {
       // Only a page shared or exposed is copied here; without memory for the copy, its

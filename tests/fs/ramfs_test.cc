@@ -761,6 +761,38 @@ TEST_F(RamFsTest, WritingPastTheSizeLimitIsENOSPCAfterAShortWrite) {
   EXPECT_EQ(*again->Write(0, Bytes(big)), 2 * kRamFsPageSize);
 }
 
+// Pages handed to a client keep their memory when the file moves on (a rewrite copies
+// them), so they keep counting against the size limit until the last of them goes: no
+// client can make a ramfs hold more than its limit by reading and rewriting.
+TEST_F(RamFsTest, SharedPagesStayChargedUntilTheyAreGone) {
+  Attach({.max_bytes = 8 << 20});
+  const uint64_t blocks = root_->StatFs()->blocks;
+  auto used = [&] { return (blocks - root_->StatFs()->bfree) * kRamFsPageSize; };
+  auto file = MakeFile("f", Pattern(2 << 20, 5));
+  EXPECT_EQ(used(), 2u << 20);
+  std::vector<buf::SharedBytes> given;
+  for (int round = 1; round <= 3; ++round) {
+    std::optional<buf::SharedBytes> shared = file->Share(0, 2 << 20);
+    ASSERT_TRUE(shared) << round;
+    given.push_back(std::move(*shared));
+    auto n = file->Write(0, Bytes(std::string(2 << 20, static_cast<char>('a' + round))));
+    ASSERT_TRUE(n && *n == (2u << 20)) << round;
+    EXPECT_EQ(used(), (2u + 2 * round) << 20) << round;
+  }
+  ASSERT_TRUE(file->Share(0, 2 << 20));  // the limit reached: the next rewrite has no room
+  EXPECT_EQ(Code(file->Write(0, Bytes(std::string(2 << 20, 'z')))), std::errc::no_space_on_device);
+  for (size_t i = 0; i < given.size(); ++i) {  // and what was given never changed
+    EXPECT_EQ(View(given[i].bytes),
+              i == 0 ? Pattern(2 << 20, 5) : std::string(2 << 20, static_cast<char>('a' + i)));
+  }
+  // Gone from the file system and from every holder: every byte is free again.
+  ASSERT_TRUE(root_->UnlinkAt("f", 0).has_value());
+  file.reset();
+  EXPECT_GT(used(), 0u) << "the pages given out are still held";
+  given.clear();
+  EXPECT_EQ(used(), 0u);
+}
+
 TEST_F(RamFsTest, MakeRamFsRejectsTypeBitsInRootMode) {
   auto fs = MakeRamFs({.root_mode = S_IFDIR | 0755});
   ASSERT_FALSE(fs.has_value());
