@@ -459,22 +459,25 @@ std::optional<buf::SharedBytes> ShareData(Inode& inode, uint64_t offset, size_t 
 }
 
 // Sets the size; bytes past the end of file are kept zero so that growing reads zeros.
-void Truncate(Inode& inode, uint64_t new_size) {
+// ENOSPC (and nothing changed) when the last page must be copied first (a client holds
+// it) and there is no room for the copy.
+Result<void> Truncate(Inode& inode, uint64_t new_size) {
   if (new_size < inode.size) {
+    if (uint64_t tail = new_size % kPage; tail != 0 && inode.pages.contains(new_size / kPage)) {
+      Page* page = WritablePage(inode, new_size / kPage, false);
+      if (page == nullptr) {
+        return Errno(ENOSPC, "no room to copy the file's last page, which a client was given");
+      }
+      std::memset(page->bytes + tail, 0, kPage - tail);
+    }
     uint64_t first_dead = (new_size + kPage - 1) / kPage;
     for (auto it = inode.pages.lower_bound(first_dead); it != inode.pages.end();) {
       ReleasePage(inode, it->second);
       it = inode.pages.erase(it);
     }
-    if (uint64_t tail = new_size % kPage; tail != 0 && inode.pages.contains(new_size / kPage)) {
-      // Only a page shared or exposed is copied here; without memory for the copy, its
-      // tail stays as it was (the pool is out of memory: nothing better can be done).
-      if (Page* page = WritablePage(inode, new_size / kPage, false)) {
-        std::memset(page->bytes + tail, 0, kPage - tail);
-      }
-    }
   }
   inode.size = new_size;
+  return {};
 }
 
 size_t ReadData(const Inode& inode, uint64_t offset, std::span<std::byte> out) {
@@ -619,15 +622,16 @@ class RamNode final : public Node {
       if (in.type != S_IFREG) return Errno(EINVAL, "truncate a special file");
       if (req.size > kMaxFileSize) return Errno(EFBIG, "truncate");
     }
+    std::unique_lock data(in.data_mu);
+    // The size first: the only change that can fail, and then none is made.
+    if (req.valid & wire::kSetattrSize) {
+      if (Result<void> ok = Truncate(in, req.size); !ok) return ok;
+    }
     if (req.valid & wire::kSetattrMode) in.perm = req.mode & 07777;
     if (req.valid & wire::kSetattrUid) in.uid = req.uid;
     if (req.valid & wire::kSetattrGid) in.gid = req.gid;
-    std::unique_lock data(in.data_mu);
     Time now = Now();
-    if (req.valid & wire::kSetattrSize) {
-      Truncate(in, req.size);
-      in.mtime = now;
-    }
+    if (req.valid & wire::kSetattrSize) in.mtime = now;
     if (req.valid & wire::kSetattrAtime) {
       in.atime = (req.valid & wire::kSetattrAtimeSet) ? Time{req.atime_sec, req.atime_nsec} : now;
     }
@@ -651,7 +655,7 @@ class RamNode final : public Node {
         if (writes && (flags & O_TRUNC)) {
           std::unique_lock data(inode_->data_mu);
           if (inode_->size != 0) {
-            Truncate(*inode_, 0);
+            (void)Truncate(*inode_, 0);  // to 0: no last page to copy, it cannot fail
             inode_->mtime = inode_->ctime = Now();
             inode_->BumpVersion();
           }

@@ -781,6 +781,15 @@ TEST_F(RamFsTest, SharedPagesStayChargedUntilTheyAreGone) {
   }
   ASSERT_TRUE(file->Share(0, 2 << 20));  // the limit reached: the next rewrite has no room
   EXPECT_EQ(Code(file->Write(0, Bytes(std::string(2 << 20, 'z')))), std::errc::no_space_on_device);
+  // Truncating into the middle of a page a client holds needs a copy of it: no room, so
+  // ENOSPC, and nothing else the request asked for is done either.
+  const uint32_t perm = Attr(*file).mode & 07777;
+  EXPECT_EQ(Code(file->SetAttr(wire::Tsetattr{.valid = 0x1 | 0x8, .mode = 0600, .size = 100})),
+            std::errc::no_space_on_device);
+  EXPECT_EQ(Attr(*file).size, 2u << 20);
+  EXPECT_EQ(Attr(*file).mode & 07777, perm);
+  ASSERT_TRUE(file->SetAttr(wire::Tsetattr{.valid = 0x8, .size = 1 << 20}).has_value())
+      << "at a page boundary nothing needs copying";
   for (size_t i = 0; i < given.size(); ++i) {  // and what was given never changed
     EXPECT_EQ(View(given[i].bytes),
               i == 0 ? Pattern(2 << 20, 5) : std::string(2 << 20, static_cast<char>('a' + i)));
