@@ -1,10 +1,39 @@
 #include "ninefold/buf/buffer.h"
 
-#include <cstdlib>
+#include <sys/mman.h>
+
+#include <map>
+#include <mutex>
+#include <new>
 #include <string>
 #include <utility>
 
 namespace ninefold::buf {
+namespace {
+
+// The live Buffers' private mappings, by start address: what InPrivateBuffer answers from.
+struct PrivateMappings {
+  std::mutex mu;
+  std::map<uintptr_t, size_t> by_start;  // guarded by mu
+};
+PrivateMappings& Mappings() {
+  static auto* m = new PrivateMappings;  // never destroyed: Buffers may outlive statics
+  return *m;
+}
+
+size_t MappedBytes(size_t size) { return (size + kPageSize - 1) / kPageSize * kPageSize; }
+
+}  // namespace
+
+bool InPrivateBuffer(const void* p, size_t n) {
+  auto a = reinterpret_cast<uintptr_t>(p);
+  PrivateMappings& m = Mappings();
+  std::lock_guard lock(m.mu);
+  auto it = m.by_start.upper_bound(a);
+  if (it == m.by_start.begin()) return false;
+  --it;
+  return a - it->first <= it->second && n <= it->second - (a - it->first);
+}
 
 uint64_t LengthOf(const BufferRef& ref) {
   return std::visit(
@@ -68,9 +97,14 @@ Buffer Buffer::Allocate(size_t size, const std::shared_ptr<Arena>& arena) {
       return b;
     }
   }
-  b.data_ = static_cast<std::byte*>(std::aligned_alloc(kPageSize, pages * kPageSize));
-  if (b.data_ == nullptr) throw std::bad_alloc();
+  void* p = ::mmap(nullptr, pages * kPageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  b.data_ = static_cast<std::byte*>(p);
   b.size_ = size;
+  PrivateMappings& m = Mappings();
+  std::lock_guard lock(m.mu);
+  m.by_start[reinterpret_cast<uintptr_t>(p)] = pages * kPageSize;
   return b;
 }
 
@@ -79,8 +113,13 @@ Buffer::~Buffer() { Release(); }
 void Buffer::Release() {
   if (arena_) {
     arena_->pages().Free(run_);
-  } else {
-    std::free(data_);
+  } else if (data_ != nullptr) {
+    {
+      PrivateMappings& m = Mappings();
+      std::lock_guard lock(m.mu);
+      m.by_start.erase(reinterpret_cast<uintptr_t>(data_));
+    }
+    ::munmap(data_, MappedBytes(size_));  // and whatever a read mapped over it
   }
   arena_.reset();
   data_ = nullptr;

@@ -121,9 +121,10 @@ size_t Session::AliasPages(const wire::Rread& reply, std::span<std::byte> dest) 
       reinterpret_cast<uintptr_t>(dest.data()) % buf::kPageSize != 0) {
     return 0;
   }
-  // Never over the arena: the server must keep seeing what we write there.
-  std::shared_ptr<buf::Arena> arena = channel_->arena();
-  if (arena && arena->Contains(dest.data(), 1)) return 0;
+  // Only over memory mapped for a Buffer alone: remapping anything else (the arena, which
+  // the server must keep seeing; a caller's shared or file mapping, where the data is
+  // meant to land; its heap) would change more than this buffer's contents.
+  if (!buf::InPrivateBuffer(dest.data(), whole)) return 0;
   // Mapped lazily: a page faults in (with its neighbours: the kernel's fault-around) when
   // first touched. MAP_POPULATE was measured slower, and on a writable private mapping it
   // copies every page.
@@ -143,9 +144,9 @@ void Session::StartRead(Fid fid, uint64_t offset, std::span<std::byte> dest, Don
   // The Mover: a destination in the shared arena is offered to the server as the place
   // for the data (strategy b). Any other is copied into from the reply (a), unless the
   // reply came as pages of a file that never changes (shm, from a back end that offers
-  // them: ramfs) and the destination starts on a page: then its whole pages are mapped
-  // onto the file's, copy-on-write (c: MAP_PRIVATE, so a later write by either side is
-  // invisible to the other).
+  // them: ramfs) and the destination is page-aligned private memory of a buf::Buffer:
+  // then its whole pages are mapped onto the file's, copy-on-write (c: MAP_PRIVATE, so a
+  // later write by either side is invisible to the other).
   std::shared_ptr<buf::Arena> arena = channel_->arena();
   bool placed = arena && arena->Contains(dest.data(), dest.size());
   for (size_t i = 0; i < count; ++i) {

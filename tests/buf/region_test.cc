@@ -135,6 +135,28 @@ TEST(BufferTest, ArenaFirstThenPrivateAndReferencesAddressTheSameBytes) {
 // Pages come from slabs exactly: distinct, aligned, zeroed when asked; a slab whose
 // pages are all free goes back to the system (but the last one stays), and pages outlive
 // the pool object.
+// What a read may remap (page sharing): a live Buffer's own private pages, nothing else.
+TEST(BufferTest, OnlyABuffersOwnPrivateMemoryIsPrivateBufferMemory) {
+  auto region = Region::Create(1 << 20, "test");
+  ASSERT_TRUE(region);
+  auto arena = Arena::Create(*region, 0, 1 << 20);
+  ASSERT_TRUE(arena);
+  Buffer in_arena = Buffer::Allocate(8192, *arena);
+  ASSERT_TRUE(in_arena.shared());
+  EXPECT_FALSE(InPrivateBuffer(in_arena.data(), 4096));
+  Buffer own = Buffer::Allocate(3 * 4096 + 10);
+  ASSERT_FALSE(own.shared());
+  EXPECT_TRUE(InPrivateBuffer(own.data(), own.size()));
+  EXPECT_TRUE(InPrivateBuffer(own.data() + 4096, 3 * 4096));  // the whole last page
+  EXPECT_FALSE(InPrivateBuffer(own.data() + 4096, 3 * 4096 + 1));
+  EXPECT_FALSE(InPrivateBuffer(own.data() - 1, 2));
+  std::vector<std::byte> heap(1 << 20);
+  EXPECT_FALSE(InPrivateBuffer(heap.data(), 4096));
+  const std::byte* gone = own.data();
+  own = Buffer();
+  EXPECT_FALSE(InPrivateBuffer(gone, 1));
+}
+
 TEST(PagePoolTest, PagesAreExactAndSlabsGoBackWhenEmpty) {
   auto pool = PagePool::Create(4 * kPageSize);
   std::vector<std::shared_ptr<std::byte>> pages;

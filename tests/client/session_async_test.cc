@@ -3,6 +3,7 @@
 // three completion styles, and one session shared by eight threads.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -648,6 +649,19 @@ TEST_P(SessionAsync, RamfsReadsIntoAlignedMemoryShareItsPages) {
   after = s().stats();
   EXPECT_EQ(after.bytes_shared - before.bytes_shared, shm ? 65536 : 0);
   EXPECT_EQ(after.bytes_copied - before.bytes_copied, shm ? 777 : *n);
+
+  // Page-aligned memory that is not a Buffer's own (here a shared mapping another process
+  // could see, where the caller means the data to land) is written, never remapped.
+  void* m = ::mmap(nullptr, 2 << 20, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(m, MAP_FAILED);
+  std::span<std::byte> mapped(static_cast<std::byte*>(m), 2 << 20);
+  before = s().stats();
+  n = Get(s().AsyncRead(*f, 0, mapped, asio::use_future));
+  ASSERT_TRUE(n && *n == mapped.size());
+  EXPECT_EQ(std::memcmp(mapped.data(), other.data(), *n), 0);
+  EXPECT_EQ(s().stats().bytes_shared - before.bytes_shared, 0u);
+  EXPECT_EQ(s().stats().bytes_copied - before.bytes_copied, *n);
+  ::munmap(m, mapped.size());
 
   // Misaligned memory and offsets are copied, and right.
   std::vector<std::byte> odd(content.size());

@@ -18,7 +18,7 @@
 //    and shared are what the session's Mover did with the payload in the window (each byte
 //    counted once, by its strategy: see SessionStats), also per byte delivered.
 //  * Every slot owns its read destination or write source, of the memory --buffer names:
-//    private (a std::vector), aligned (page-aligned private memory) or shared
+//    private (a std::vector), aligned (a buf::Buffer's private memory) or shared
 //    (Session::AllocateBuffer: the shm arena, else private). The memory decides the
 //    strategy: shared -> placed (b), aligned -> page sharing (c) where offered, else copied.
 //
@@ -501,7 +501,7 @@ std::pair<std::string, std::string> DescribeBuffers(const BenchOptions& opt, con
                        : m.slots_page_aligned == n ? "aligned"
                                                    : "private";
   if (opt.buffer == "private") {
-    return {memory, memory == "aligned" ? "private (std::vector, page-aligned by chance)"
+    return {memory, memory == "aligned" ? "private (std::vector, page-aligned by chance: copied)"
                                         : "private (std::vector)"};
   }
   if (opt.buffer == "aligned") return {memory, "aligned (page-aligned private memory)"};
@@ -657,9 +657,9 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
       "Every slot (operation in flight) has its own read destination or write source, of\n"
       "the memory --buffer names, which decides how the session moves the payload:\n"
       "  private  a std::vector (default): the client copies out of each Rread, and into\n"
-      "           each Twrite (bytes_copied; strategy a). One that happens to start on a\n"
-      "           page is treated like aligned (the output says so)\n"
-      "  aligned  page-aligned private memory: a read gets the server's pages mapped\n"
+      "           each Twrite (bytes_copied; strategy a), even when it happens to start on\n"
+      "           a page (pages are only ever mapped over a buf::Buffer's own memory)\n"
+      "  aligned  a buf::Buffer's private memory: a read gets the server's pages mapped\n"
       "           copy-on-write where the server offers them (bytes_shared; c), else it\n"
       "           is copied, like writes from it (a)\n"
       "  shared   Session::AllocateBuffer: over shm the buffer lies in the arena both ends\n"

@@ -97,7 +97,7 @@ class Arena : public std::enable_shared_from_this<Arena> {
 };
 
 // Memory for I/O, owned: whole pages of an Arena when one has room, else page-aligned
-// private memory. Freed on destruction; movable.
+// private memory mapped for it alone. Freed on destruction; movable.
 class Buffer {
  public:
   Buffer() = default;
@@ -124,6 +124,13 @@ class Buffer {
   std::byte* data_ = nullptr;
   size_t size_ = 0;
 };
+
+// True when [p, p + n) lies inside the private memory of one live Buffer (Allocate
+// without an arena's room): memory this library mapped for that buffer alone, which a
+// read may therefore remap onto shared pages (page sharing) without changing what anyone
+// else sees. Any other memory (the caller's heap, its shared or file mappings, an arena)
+// is only ever written to. Any thread.
+bool InPrivateBuffer(const void* p, size_t n);
 
 }  // namespace ninefold::buf
 
