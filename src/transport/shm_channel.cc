@@ -59,6 +59,7 @@ uint32_t RingBytes() {
 ssize_t SendWithFds(int socket, const void* body, size_t size, std::span<const int> fds,
                     int flags) {
   alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))] = {};
+  NINEFOLD_CHECK(!fds.empty() && fds.size() <= 4);
   iovec iov{const_cast<void*>(body), size};
   msghdr msg{};
   msg.msg_iov = &iov;
@@ -203,27 +204,19 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   std::span<const std::byte> TailFor(std::span<const std::byte> payload,
                                      std::span<std::byte> placement, const buf::FileRef& pages,
                                      ShmTrailer* t) const {
-    auto trailer = [&](uint32_t kind, const std::byte* p, size_t n) {
-      *t = ShmTrailer{.magic = kTrailerMagic,
-                      .kind = kind,
-                      .offset = static_cast<uint64_t>(p - arena_->bytes().data()),
-                      .length = n};
+    auto trailer = [&](uint32_t kind, uint64_t offset, uint64_t length) {
+      *t = ShmTrailer{.magic = kTrailerMagic, .kind = kind, .offset = offset, .length = length};
       return std::as_bytes(std::span<const ShmTrailer>(t, 1));
     };
-    if (pages.fd >= 0 && payload.empty()) {
-      *t = ShmTrailer{.magic = kTrailerMagic,
-                      .kind = kTrailerPages,
-                      .offset = pages.offset,
-                      .length = pages.length};
-      return std::as_bytes(std::span<const ShmTrailer>(t, 1));
-    }
+    if (pages.fd >= 0 && payload.empty()) return trailer(kTrailerPages, pages.offset, pages.length);
     if (!arena_) return payload;
+    auto in_arena = [&](const std::byte* p) { return uint64_t(p - arena_->bytes().data()); };
     if (!payload.empty() && arena_->Contains(payload.data(), payload.size())) {
-      return trailer(kTrailerPayload, payload.data(), payload.size());
+      return trailer(kTrailerPayload, in_arena(payload.data()), payload.size());
     }
     if (payload.empty() && !placement.empty() &&
         arena_->Contains(placement.data(), placement.size())) {
-      return trailer(kTrailerPlacement, placement.data(), placement.size());
+      return trailer(kTrailerPlacement, in_arena(placement.data()), placement.size());
     }
     return payload;
   }
@@ -335,7 +328,6 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
       if (head.size() >= 4) std::memcpy(&declared, head.data(), 4);
       frame_payload_ = {};
       frame_placement_ = {};
-      ReleaseFramePages();
       if (declared != head.size() && head.size() >= 7 + sizeof(ShmTrailer)) {
         ShmTrailer t;  // read once: the peer may change the ring's bytes meanwhile
         std::memcpy(&t, head.data() + head.size() - sizeof t, sizeof t);
