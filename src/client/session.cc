@@ -3,6 +3,8 @@
 // (fid_mu) and the counters (atomics), which any thread may use.
 #include "ninefold/client/session.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -39,10 +41,11 @@ namespace {
 // A request on the wire (slots_ is indexed by tag).
 struct Slot {
   bool in_use = false;
-  bool is_flush = false;  // a Tflush; `flush_of` is the tag it flushes
-  bool flushing = false;  // a Tflush for it is on the wire
-  bool answered = false;  // its reply arrived while the flush was pending
-  uint8_t type = 0;       // the T-message's type byte, for error context
+  bool is_flush = false;      // a Tflush; `flush_of` is the tag it flushes
+  bool flushing = false;      // a Tflush for it is on the wire
+  bool answered = false;      // its reply arrived while the flush was pending
+  bool accepts_pipe = false;  // its reply's data may come in a pipe (ReplyTo::pipe)
+  uint8_t type = 0;           // the T-message's type byte, for error context
   uint16_t flush_of = 0;
   Error abort;                         // what the operation completes with if the flush wins
   std::chrono::milliseconds limit{0};  // its deadline (zero: none)
@@ -99,7 +102,7 @@ struct Session::Impl {
     std::vector<std::byte> frame;
     std::span<const std::byte> payload;
     RawDone done;
-    std::span<std::byte> placement;
+    ReplyTo to;
   };
   std::deque<Waiting> waiting;
   RawDone version_done;  // the Tversion's completion until Rversion
@@ -120,11 +123,12 @@ struct Session::Impl {
   std::vector<Fid> free_fids;  // guarded by fid_mu
   Fid next_fid = 1;            // guarded by fid_mu
   std::atomic<uint64_t> requests{0}, flushes{0}, bytes_read{0}, bytes_written{0};
-  std::atomic<uint64_t> bytes_copied{0}, bytes_placed{0}, bytes_shared{0};
+  std::atomic<uint64_t> bytes_copied{0}, bytes_placed{0}, bytes_shared{0}, bytes_piped{0};
   void CountMoved(size_t n, Moved how) {
     std::atomic<uint64_t>& counter = how == Moved::kCopied   ? bytes_copied
                                      : how == Moved::kPlaced ? bytes_placed
-                                                             : bytes_shared;
+                                     : how == Moved::kShared ? bytes_shared
+                                                             : bytes_piped;
     counter.fetch_add(n, std::memory_order_relaxed);
   }
 };
@@ -157,6 +161,7 @@ SessionStats Session::stats() const {
   s.bytes_copied = impl_->bytes_copied.load(std::memory_order_relaxed);
   s.bytes_placed = impl_->bytes_placed.load(std::memory_order_relaxed);
   s.bytes_shared = impl_->bytes_shared.load(std::memory_order_relaxed);
+  s.bytes_piped = impl_->bytes_piped.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -173,6 +178,10 @@ Session::Fid Session::AllocFid() {
 void Session::ReleaseFid(Fid fid) {
   std::lock_guard lock(impl_->fid_mu);
   impl_->free_fids.push_back(fid);
+}
+
+PipeEnd::~PipeEnd() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 void Session::CountRead(size_t n, Moved how) {
@@ -235,28 +244,28 @@ void Session::Send(const wire::Message& request, RawDone done) {
 }
 
 void Session::SendEncoded(std::vector<std::byte> frame, std::span<const std::byte> payload,
-                          RawDone done, std::span<std::byte> placement) {
+                          RawDone done, ReplyTo to) {
   Impl& im = *impl_;
   if (im.closed) return done(Unexpected(im.failure));
   if (done.op && done.op->cancelled) {
     return done(Unexpected(Error(std::errc::operation_canceled, "cancelled before sending")));
   }
   if (im.free_tags.empty() || !im.waiting.empty()) {
-    im.waiting.push_back({std::move(frame), payload, std::move(done), placement});
+    im.waiting.push_back({std::move(frame), payload, std::move(done), to});
     return;
   }
   uint16_t tag = im.free_tags.back();
   im.free_tags.pop_back();
-  Transmit(tag, std::move(frame), payload, std::move(done), placement);
+  Transmit(tag, std::move(frame), payload, std::move(done), to);
 }
 
 void Session::Transmit(uint16_t tag, std::vector<std::byte> frame,
-                       std::span<const std::byte> payload, RawDone done,
-                       std::span<std::byte> placement) {
+                       std::span<const std::byte> payload, RawDone done, ReplyTo to) {
   Impl& im = *impl_;
   frame[5] = static_cast<std::byte>(tag & 0xff);
   frame[6] = static_cast<std::byte>(tag >> 8);
-  im.slots[tag] = Slot{.in_use = true, .type = static_cast<uint8_t>(frame[4])};
+  im.slots[tag] =
+      Slot{.in_use = true, .accepts_pipe = to.pipe, .type = static_cast<uint8_t>(frame[4])};
   if (done.op && done.op->deadline.count() > 0) {
     im.slots[tag].limit = done.op->deadline;
     im.slots[tag].due = Clock::now() + done.op->deadline;
@@ -265,7 +274,7 @@ void Session::Transmit(uint16_t tag, std::vector<std::byte> frame,
   if (done.op) done.op->tags.push_back(tag);
   im.dones[tag] = std::move(done);
   im.requests.fetch_add(1, std::memory_order_relaxed);
-  Emit(std::move(frame), payload, placement);
+  Emit(std::move(frame), payload, to);
 }
 
 // Frames sent while the io thread works through a burst of replies (each completion may
@@ -274,13 +283,15 @@ void Session::Transmit(uint16_t tag, std::vector<std::byte> frame,
 // so that order is kept and the payload is not copied. So does a frame with a placement
 // (a Tread whose data the server may write into shared memory), and every frame over shm
 // (send_at_once).
-void Session::Emit(std::vector<std::byte> frame, std::span<const std::byte> payload,
-                   std::span<std::byte> placement) {
+void Session::Emit(std::vector<std::byte> frame, std::span<const std::byte> payload, ReplyTo to) {
   Impl& im = *impl_;
   constexpr size_t kCopyPayloadBelow = 4096;
-  if (payload.size() >= kCopyPayloadBelow || !placement.empty() || im.send_at_once) {
+  if (payload.size() >= kCopyPayloadBelow || !to.placement.empty() || to.pipe || im.send_at_once) {
     FlushBatch();
-    channel_->Send(transport::OutFrame{std::move(frame), payload, nullptr, placement});
+    channel_->Send(transport::OutFrame{.head = std::move(frame),
+                                       .payload = payload,
+                                       .placement = to.placement,
+                                       .accepts_pipe = to.pipe});
     return;
   }
   if (im.batch.empty() && !im.flush_posted) {
@@ -318,7 +329,7 @@ void Session::Pump() {
     }
     uint16_t tag = im.free_tags.back();
     im.free_tags.pop_back();
-    Transmit(tag, std::move(w.frame), w.payload, std::move(w.done), w.placement);
+    Transmit(tag, std::move(w.frame), w.payload, std::move(w.done), w.to);
   }
 }
 
@@ -357,7 +368,7 @@ void Session::Flush(uint16_t tag, Error why) {
   }
   im.requests.fetch_add(1, std::memory_order_relaxed);
   im.flushes.fetch_add(1, std::memory_order_relaxed);
-  Emit(std::move(*frame), {}, {});
+  Emit(std::move(*frame), {}, ReplyTo{});
 }
 
 void Session::Cancel(const std::shared_ptr<OpState>& op) {
@@ -460,6 +471,12 @@ void Session::OnFrame(std::span<const std::byte> bytes) {
   }
   Slot& slot = im.slots[tag];
   const wire::Message& msg = frame->msg;
+  if (channel_->FramePipeBytes() > 0 &&
+      (!slot.accepts_pipe || !std::holds_alternative<wire::Rread>(msg))) {
+    return Fail(Error(std::errc::protocol_error,
+                      fmt::format("{} answered tag {} with a pipe it did not ask for: {}",
+                                  channel_->peer(), tag, wire::Format(*frame, options_.dialect))));
+  }
   if (slot.is_flush) {
     if (!std::holds_alternative<wire::Rflush>(msg)) {
       return Fail(Error(std::errc::protocol_error,

@@ -158,35 +158,76 @@ void Session::StartRead(Fid fid, uint64_t offset, std::span<std::byte> dest, Don
       pieces->Finish(i, Unexpected(frame.error()));
       continue;
     }
-    SendEncoded(
-        std::move(*frame), {},
-        RawDone{done.op,
-                [this, pieces, i, part](Result<const wire::Message*> r) {
-                  if (!r) return pieces->Finish(i, Unexpected(r.error()));
-                  const auto* rr = std::get_if<wire::Rread>(*r);
-                  if (rr == nullptr) return pieces->Finish(i, Unexpected(WrongReply("Rread", **r)));
-                  if (rr->data.size() > part.size()) {
-                    return pieces->Finish(
-                        i, Unexpected(Error(std::errc::protocol_error,
-                                            fmt::format("Rread of {} bytes for a Tread of {}",
-                                                        rr->data.size(), part.size()))));
-                  }
-                  if (rr->data.bytes.data() == part.data()) {
-                    CountRead(rr->data.size(), Moved::kPlaced);  // the server wrote it there
-                  } else if (size_t shared = AliasPages(*rr, part); shared > 0) {
-                    std::memcpy(part.data() + shared, rr->data.bytes.data() + shared,
-                                rr->data.size() - shared);  // a part page at the end
-                    CountRead(shared, Moved::kShared);
-                    CountRead(rr->data.size() - shared, Moved::kCopied);
-                  } else {
-                    // memmove: a misbehaving server could refer to bytes overlapping part.
-                    std::memmove(part.data(), rr->data.bytes.data(), rr->data.size());
-                    CountRead(rr->data.size(), Moved::kCopied);
-                  }
-                  pieces->Finish(i, rr->data.size());
-                }},
-        placed ? part : std::span<std::byte>());
+    SendEncoded(std::move(*frame), {},
+                RawDone{done.op,
+                        [this, pieces, i, part](Result<const wire::Message*> r) {
+                          if (!r) return pieces->Finish(i, Unexpected(r.error()));
+                          pieces->Finish(i, Deliver(**r, part));
+                        }},
+                ReplyTo{.placement = placed ? part : std::span<std::byte>()});
   }
+}
+
+Result<size_t> Session::Deliver(const wire::Message& reply, std::span<std::byte> dest) {
+  const auto* rr = std::get_if<wire::Rread>(&reply);
+  if (rr == nullptr) return Unexpected(WrongReply("Rread", reply));
+  if (rr->data.size() > dest.size()) {
+    return Unexpected(
+        Error(std::errc::protocol_error,
+              fmt::format("Rread of {} bytes for a Tread of {}", rr->data.size(), dest.size())));
+  }
+  if (rr->data.bytes.data() == dest.data()) {
+    CountRead(rr->data.size(), Moved::kPlaced);  // the server wrote it there
+  } else if (size_t shared = AliasPages(*rr, dest); shared > 0) {
+    std::memcpy(dest.data() + shared, rr->data.bytes.data() + shared,
+                rr->data.size() - shared);  // a part page at the end
+    CountRead(shared, Moved::kShared);
+    CountRead(rr->data.size() - shared, Moved::kCopied);
+  } else {
+    // memmove: a misbehaving server could refer to bytes overlapping dest.
+    std::memmove(dest.data(), rr->data.bytes.data(), rr->data.size());
+    CountRead(rr->data.size(), Moved::kCopied);
+  }
+  return rr->data.size();
+}
+
+void Session::StartReadPiped(Fid fid, uint64_t offset, std::span<std::byte> dest,
+                             Done<PipedRead> done) {
+  if (!takes_pipes() || dest.empty() || dest.size() > iounit()) {
+    return StartRead(fid, offset, dest, Done<size_t>{done.op, [fn = done.fn](Result<size_t> n) {
+                                                       if (!n) return fn(Unexpected(n.error()));
+                                                       fn(PipedRead{.bytes = *n});
+                                                     }});
+  }
+  // One Tread that offers both: the server puts the data in a pipe when it can fill one
+  // from its file, else where StartRead's would go (placed in dest, if it lies in the
+  // arena).
+  std::shared_ptr<buf::Arena> arena = channel_->arena();
+  bool placed = arena && arena->Contains(dest.data(), dest.size());
+  Result<std::vector<std::byte>> frame = EncodeRequest(
+      wire::Tread{.fid = fid, .offset = offset, .count = static_cast<uint32_t>(dest.size())});
+  if (!frame) return done(Unexpected(frame.error()));
+  SendEncoded(
+      std::move(*frame), {},
+      RawDone{done.op,
+              [this, done, dest](Result<const wire::Message*> r) {
+                if (!r) return done(Unexpected(r.error()));
+                if (size_t piped = channel_->FramePipeBytes(); piped > 0) {
+                  // An Rread (OnFrame checked) of no bytes in itself.
+                  if (piped > dest.size()) {
+                    return done(Unexpected(Error(
+                        std::errc::protocol_error,
+                        fmt::format("a pipe of {} bytes for a Tread of {}", piped, dest.size()))));
+                  }
+                  auto pipe = std::make_shared<const PipeEnd>(channel_->TakeFramePipe());
+                  CountRead(piped, Moved::kPiped);
+                  return done(PipedRead{.bytes = piped, .pipe = std::move(pipe)});
+                }
+                Result<size_t> n = Deliver(**r, dest);
+                if (!n) return done(Unexpected(n.error()));
+                done(PipedRead{.bytes = *n});
+              }},
+      ReplyTo{.placement = placed ? dest : std::span<std::byte>(), .pipe = true});
 }
 
 void Session::StartWrite(Fid fid, uint64_t offset, std::span<const std::byte> src,

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <thread>
 
 #include "asio/post.hpp"
 
@@ -28,7 +29,11 @@ uint32_t MaxIo(const Session& session) {
 
 uint32_t MaxRead(const Session& session) {
   uint32_t max = MaxIo(session);
-  if (session.shares_memory()) max = std::min(max, kShmMaxRead);
+  if (session.takes_pipes()) {
+    max = std::min(max, kPipeMaxRead);
+  } else if (session.shares_memory()) {
+    max = std::min(max, kShmMaxRead);
+  }
   return max;
 }
 
@@ -57,6 +62,7 @@ Filesystem::Filesystem(std::shared_ptr<Session> session, Fid root, uint64_t root
       buffers_(BufferPool::Create(
           [session = session_](size_t size) { return session->AllocateBuffer(size); },
           kKeptBuffers)),
+      repliers_(std::clamp(std::thread::hardware_concurrency(), 1u, 8u)),
       nodes_(root, root_path) {
   char host[256] = {};
   if (::gethostname(host, sizeof host - 1) != 0 || !host[0])
@@ -64,7 +70,7 @@ Filesystem::Filesystem(std::shared_ptr<Session> session, Fid root, uint64_t root
   client_id_ = host;
 }
 
-Filesystem::~Filesystem() = default;
+Filesystem::~Filesystem() { repliers_.join(); }
 
 void Filesystem::Post(std::function<void()> fn) {
   asio::post(session_->get_executor(), [self = shared_from_this(), fn = std::move(fn)] { fn(); });
@@ -192,6 +198,11 @@ void Filesystem::Init(fuse_conn_info* conn) {
     conn->want |= FUSE_CAP_WRITEBACK_CACHE;
   } else {
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  }
+  // Reads answered with a pipe (Read) go on into /dev/fuse by splice; without this
+  // libfuse would read the pipe into memory first.
+  if (session_->takes_pipes() && (conn->capable & FUSE_CAP_SPLICE_WRITE)) {
+    conn->want |= FUSE_CAP_SPLICE_WRITE;
   }
   // O_TRUNC goes to the server with Tlopen instead of a separate setattr.
   if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;

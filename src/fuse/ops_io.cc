@@ -4,7 +4,10 @@
 #include <fcntl.h>
 
 #include <algorithm>
+#include <cstring>
 
+#include "asio/post.hpp"
+#include "ninefold/base/log.h"
 #include "src/fuse/filesystem.h"
 
 namespace ninefold::fuse::internal {
@@ -144,12 +147,30 @@ void Filesystem::Read(fuse_req_t req, Handle* h, size_t size, off_t off) {
   CallPtr call = Begin(req);
   // On a shared-memory session the buffer lies in the arena, and the server reads the
   // file straight into it: the kernel's copy into the reader's pages is the only other.
+  // Better still, a server that can splice the file hands over a pipe holding its pages,
+  // which goes on into /dev/fuse by splice: the kernel's copy is then the only one.
   PooledBytes data = TakeBuffer(size);
-  session_->AsyncRead(h->fid, static_cast<uint64_t>(off), data.bytes,
-                      Bind(call, [req, call, data](Result<size_t> n) {
-                        if (!n) return (void)fuse_reply_err(req, Errno(n.error()));
-                        fuse_reply_buf(req, reinterpret_cast<const char*>(data.bytes.data()), *n);
-                      }));
+  session_->AsyncReadPiped(h->fid, static_cast<uint64_t>(off), data.bytes,
+                           Bind(call, [this, req, call, data](Result<client::PipedRead> r) {
+                             if (!r) return (void)fuse_reply_err(req, Errno(r.error()));
+                             auto reply = [req, data, r = std::move(*r)] {
+                               if (r.pipe) return ReplyFromPipe(req, *r.pipe, r.bytes);
+                               fuse_reply_buf(req, reinterpret_cast<const char*>(data.bytes.data()),
+                                              r.bytes);
+                             };
+                             // Small answers cost less than the hand-over to another thread.
+                             if (r->bytes < kReplyElsewhereFrom) return reply();
+                             asio::post(repliers_, std::move(reply));
+                           }));
+}
+
+void Filesystem::ReplyFromPipe(fuse_req_t req, const client::PipeEnd& pipe, size_t bytes) {
+  // Without waiting: the server may hold the pipe's ends too (a short reply then).
+  fuse_bufvec from = FUSE_BUFVEC_INIT(bytes);
+  from.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD);
+  from.buf[0].fd = pipe.fd();
+  int err = fuse_reply_data(req, &from, FUSE_BUF_SPLICE_NONBLOCK);
+  if (err != 0) Log(LogLevel::kDebug, "fuse read reply from a pipe: {}", std::strerror(-err));
 }
 
 void Filesystem::Write(fuse_req_t req, Handle* h, PooledBytes data, off_t off) {

@@ -53,7 +53,8 @@ Connection::Connection(asio::io_context& io, IoThreads& threads, fs::FileServer&
       options_(options),
       stats_(stats),
       channel_(std::move(channel)),
-      pipes_(channel_->can_splice() ? pipes : nullptr),
+      pipes_(channel_->can_splice() || channel_->can_share_pages() ? pipes : nullptr),
+      splices_(channel_->can_splice()),
       shares_pages_(channel_->can_share_pages()),
       trace_(options.trace) {}
 
@@ -123,9 +124,9 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
   // Before Tversion only Tversion is meaningful; decode it in any dialect.
   const wire::Dialect decode_as = versioned_ ? dialect() : wire::Dialect::k9P2000L;
   // Over shm a Twrite's data may lie apart, in the shared arena, and a Tread may name
-  // where in the arena its data should go.
+  // where in the arena its data should go, or accept it in a pipe.
   const std::span<const std::byte> payload = channel_->FramePayload();
-  const std::span<std::byte> placement = channel_->FramePlacement();
+  const ReplyTo to{.placement = channel_->FramePlacement(), .pipe = channel_->FrameAcceptsPipe()};
   Result<wire::Frame> frame = wire::Decode(bytes, payload, decode_as, limits);
   if (!frame) {
     stats_.malformed_frames++;
@@ -189,7 +190,7 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
     keep = std::move(copy);
   }
   if (RunsInline(*frame)) {
-    Complete(tag, Run(tag, std::move(keep), *frame, placement), generation);
+    Complete(tag, Run(tag, std::move(keep), *frame, to), generation);
     return;
   }
   // It may block. The last frame read so far runs here once the channel reads on
@@ -200,18 +201,18 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
     transport::OutFrame out;
     {
       IoThreads::BlockingScope blocking(threads_, IsBulk(*frame));
-      out = Run(tag, std::move(keep), *frame, placement);
+      out = Run(tag, std::move(keep), *frame, to);
     }
     Complete(tag, std::move(out), generation);
     return;
   }
   channel_->YieldAfterFrame();
   asio::post(io_, [self = shared_from_this(), tag, keep = std::move(keep), f = std::move(*frame),
-                   generation, placement]() mutable {
+                   generation, to]() mutable {
     transport::OutFrame out;
     {
       IoThreads::BlockingScope blocking(self->threads_, IsBulk(f));
-      out = self->Run(tag, std::move(keep), f, placement);
+      out = self->Run(tag, std::move(keep), f, to);
     }
     self->Complete(tag, std::move(out), generation);
   });
@@ -265,8 +266,8 @@ void Connection::HandleFlushLocked(uint16_t tag, const wire::Tflush& tf) {
 }
 
 transport::OutFrame Connection::Run(uint16_t tag, std::shared_ptr<const void> keep,
-                                    const wire::Frame& frame, std::span<std::byte> placement) {
-  Result<Reply> reply = HandleRequest(*this, frame, placement);
+                                    const wire::Frame& frame, ReplyTo to) {
+  Result<Reply> reply = HandleRequest(*this, frame, to);
   if (!reply) reply = ErrorReply(reply.error());
   if (!reply->keep) reply->keep = std::move(keep);  // views may point into the request
   if (trace_) {

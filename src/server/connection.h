@@ -63,6 +63,13 @@ struct Reply {
   buf::FileRef pages = {};
 };
 
+// Where a request's reply data may go besides the reply itself (Channel::FramePlacement,
+// Channel::FrameAcceptsPipe).
+struct ReplyTo {
+  std::span<std::byte> placement;
+  bool pipe = false;
+};
+
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(asio::io_context& io, IoThreads& threads, fs::FileServer& root,
@@ -79,8 +86,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint32_t iounit() const { return msize() - static_cast<uint32_t>(wire::kIoHeaderSize); }
   fs::FileServer& root() { return root_; }
   ServerStats& stats() { return stats_; }
-  // Pipes for splicing reads into this connection's socket; null when it cannot.
+  // Pipes for spliced reads (transport/splice.h); null when this connection cannot
+  // send them: into its socket (splices()), or handed over to a client that accepts
+  // them (shm: ReplyTo::pipe).
   transport::PipePool* pipes() { return pipes_; }
+  bool splices() const { return splices_; }
   // True when replies may carry pages for the client to map (Reply::pages).
   bool shares_pages() const { return shares_pages_; }
   // The fid, or EBADF.
@@ -102,9 +112,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void HandleVersion(uint16_t tag, const wire::Tversion& tv);
   void HandleFlushLocked(uint16_t tag, const wire::Tflush& tf);
   // Performs the request and encodes its reply; `keep` holds the request's bytes;
-  // `placement` is where the client asked a read's data to go (FramePlacement).
+  // `to` is where the client asked a read's data to go.
   transport::OutFrame Run(uint16_t tag, std::shared_ptr<const void> keep, const wire::Frame& frame,
-                          std::span<std::byte> placement);
+                          ReplyTo to);
   bool RunsInline(const wire::Frame& frame);
   // Sends a request's reply (and the Rflush of any Tflush waiting for it).
   void Complete(uint16_t tag, transport::OutFrame out, uint64_t generation);
@@ -121,6 +131,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   ServerStats& stats_;
   const std::shared_ptr<transport::Channel> channel_;
   transport::PipePool* const pipes_;
+  const bool splices_;
   const bool shares_pages_;
   std::function<void()> on_closed_;  // set by Start, taken by OnClosed (under mu_)
   const bool trace_;
@@ -149,11 +160,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
 };
 
 // The request handlers (ops.cc): run on an io thread, return the reply or an error.
-// `placement`: shared memory the client asked a Tread's data to be written to (shm), or
-// empty. A read that fits there is made there and its Rread's data points at it, which
+// `to.placement`: shared memory the client asked a Tread's data to be written to (shm),
+// or empty. A read that fits there is made there and its Rread's data points at it, which
 // the channel then sends as a reference: the one copy is the file server's own.
-Result<Reply> HandleRequest(Connection& conn, const wire::Frame& frame,
-                            std::span<std::byte> placement = {});
+// `to.pipe`: the client takes a Tread's data in a pipe (shm): a file that can be spliced
+// is, and the pipe handed over; nothing is copied here.
+Result<Reply> HandleRequest(Connection& conn, const wire::Frame& frame, ReplyTo to = {});
 
 }  // namespace ninefold::server
 

@@ -4,6 +4,7 @@
 #include "ops.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <optional>
@@ -36,7 +37,7 @@ Result<void> CheckName(std::string_view name) {
 
 class Ops {
  public:
-  Ops(Connection& c, std::span<std::byte> placement) : c_(c), placement_(placement) {}
+  Ops(Connection& c, ReplyTo to) : c_(c), to_(to) {}
 
   // --- session -------------------------------------------------------------------------
   Result<Reply> operator()(const wire::Tauth&) {
@@ -137,13 +138,19 @@ class Ops {
     }
     if (f.is_dir && c_.dialect() != wire::Dialect::k9P2000L) return HandleDirRead(c_, f, m);
     if (!f.open) return Errno(EBADF, "read on a fid that is not open");
-    if (placement_.size() >= count) {
+    const bool spliceable = count >= kSpliceMin && c_.pipes() != nullptr && f.node->data_fd() >= 0;
+    if (spliceable && to_.pipe) {
+      // A pipe for the client to move on (a FUSE daemon splices it into /dev/fuse): the
+      // data never enters our memory or the client's.
+      if (auto reply = SplicedRead(f, m.offset, count, /*whole=*/true)) return std::move(*reply);
+    }
+    if (to_.placement.size() >= count) {
       // Straight into the client's shared memory; the reply refers to it.
-      Result<size_t> n = f.node->Read(m.offset, placement_.first(count));
+      Result<size_t> n = f.node->Read(m.offset, to_.placement.first(count));
       if (!n) return Unexpected(n.error());
       c_.stats().bytes_read += *n;
       return Reply{
-          wire::Rread{.data = wire::Data(std::span<const std::byte>(placement_.first(*n)))},
+          wire::Rread{.data = wire::Data(std::span<const std::byte>(to_.placement.first(*n)))},
           nullptr};
     }
     if (count >= kShareMin && c_.shares_pages() && m.offset % buf::kPageSize == 0) {
@@ -155,8 +162,8 @@ class Ops {
                      nullptr, shared->file};
       }
     }
-    if (count >= kSpliceMin && c_.pipes() != nullptr && f.node->data_fd() >= 0) {
-      if (auto reply = SplicedRead(f, m.offset, count)) return std::move(*reply);
+    if (spliceable && c_.splices()) {
+      if (auto reply = SplicedRead(f, m.offset, count, /*whole=*/false)) return std::move(*reply);
     }
     return PlainRead(f, m.offset, count);
   }
@@ -173,15 +180,24 @@ class Ops {
 
   // The data moves from the file into a pipe and from there into the socket, never through
   // our memory (transport/splice.h). Whatever the pipe could not take (data that starts
-  // mid-page needs a slot more than its size) is read the ordinary way and sent after it.
+  // mid-page needs a slot more than its size) is read the ordinary way and sent after it;
+  // with `whole` (a pipe handed to the client, which takes nothing after it) the pipe must
+  // hold the whole reply, up to the end of the file.
   // Nothing (use PlainRead) when no pipe is free or the file cannot be spliced.
-  std::optional<Result<Reply>> SplicedRead(Fid& f, uint64_t offset, uint32_t count) {
+  std::optional<Result<Reply>> SplicedRead(Fid& f, uint64_t offset, uint32_t count, bool whole) {
     std::shared_ptr<transport::SplicePipe> pipe = c_.pipes()->Take();
     if (!pipe) return std::nullopt;
     Result<size_t> moved = transport::FillPipe(*pipe, f.node->data_fd(), offset, count);
     if (!moved || *moved == 0) return std::nullopt;  // errors and EOF: Read says what
+    if (whole && *moved < count) {
+      struct stat st {};
+      if (::fstat(f.node->data_fd(), &st) != 0 ||
+          offset + *moved < static_cast<uint64_t>(st.st_size)) {
+        return std::nullopt;  // the pipe was full, not the file ended (the pipe is dropped)
+      }
+    }
     c_.stats().bytes_spliced += *moved;
-    if (*moved == count) {
+    if (*moved == count || whole) {
       return Reply{wire::Rread{.data = wire::Data(std::span<const std::byte>())}, nullptr,
                    std::move(pipe)};
     }
@@ -452,14 +468,13 @@ class Ops {
   }
 
   Connection& c_;
-  std::span<std::byte> placement_;  // where the client wants a Tread's data, or empty
+  ReplyTo to_;  // where the client wants a Tread's data
 };
 
 }  // namespace
 
-Result<Reply> HandleRequest(Connection& conn, const wire::Frame& frame,
-                            std::span<std::byte> placement) {
-  return std::visit(Ops(conn, placement), frame.msg);
+Result<Reply> HandleRequest(Connection& conn, const wire::Frame& frame, ReplyTo to) {
+  return std::visit(Ops(conn, to), frame.msg);
 }
 
 }  // namespace ninefold::server

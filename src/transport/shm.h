@@ -40,7 +40,7 @@ struct ShmHello {
   uint64_t data_bytes = 0;
 };
 constexpr uint32_t kShmMagic = 0x5339464e;  // "NF9S"
-constexpr uint32_t kShmVersion = 3;
+constexpr uint32_t kShmVersion = 4;
 
 // A ring record is a 9P frame, optionally followed by this trailer (the record is then
 // 24 bytes longer than the frame's head). Offsets are from the start of the data area.
@@ -53,7 +53,13 @@ constexpr uint32_t kShmVersion = 3;
 //              descriptor the server sent just before, on the pages socket, with a
 //              ShmPagesNote repeating offset and length. The client checks the note, the
 //              file (regular, sealed against shrinking, long enough) and maps it.
-// All are checked (against the data area, or the file) on every use.
+//  kPipe:      (server to client only) the record is an Rread's head with count 0; its data
+//              is `length` bytes waiting in a pipe whose read end the server sent just
+//              before on the pages socket, with a ShmPagesNote {0, length}. The client
+//              checks the note and that the descriptor is a pipe holding that much.
+// A client's Tread whose reply may come as kPipe carries kAcceptsPipe in its trailer's
+// kind: alone (offset and length 0), or with kPlacement.
+// All are checked (against the data area, the file or the pipe) on every use.
 struct ShmTrailer {
   uint32_t magic = 0;
   uint32_t kind = 0;
@@ -65,6 +71,8 @@ constexpr uint32_t kTrailerMagic = 0x5254464e;  // "NFTR"
 constexpr uint32_t kTrailerPlacement = 1;
 constexpr uint32_t kTrailerPayload = 2;
 constexpr uint32_t kTrailerPages = 3;
+constexpr uint32_t kTrailerPipe = 4;
+constexpr uint32_t kTrailerAcceptsPipe = 0x100;  // a flag, client to server
 
 // The body of a pages socket message (one descriptor rides with it).
 struct ShmPagesNote {

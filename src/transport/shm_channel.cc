@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -166,16 +167,21 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     if (frame.pages.fd >= 0) {
       // The descriptor goes ahead of the record that names it; when it cannot go now
       // (the client is not taking them: its socket is full), the payload is sent.
-      if (HandOverLocked(frame.pages)) {
+      if (HandOver(frame.pages.fd, frame.pages.offset, frame.pages.length)) {
         frame.payload = {};
       } else {
         frame.pages = {};
       }
     }
-    if (!frame.payload.empty() || !frame.placement.empty() || frame.pages.fd >= 0) {
-      return SendOneLocked(frame.head, frame.payload, frame.placement, frame.pages, &frame);
+    if (frame.spliced) {
+      if (Result<void> ok = SendSplicedLocked(frame); !ok) return FailLater(ok.error());
+    }
+    if (!frame.payload.empty() || !frame.placement.empty() || frame.pages.fd >= 0 ||
+        frame.spliced || frame.accepts_pipe) {
+      return SendOneLocked(frame.head, frame, &frame);
     }
     // `head` may hold several whole frames back to back: one ring record each.
+    static const OutFrame kPlain;
     std::span<const std::byte> rest = frame.head;
     while (rest.size() >= 4) {
       uint32_t size;
@@ -185,53 +191,94 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
             Error(std::errc::invalid_argument,
                   fmt::format("sending a frame of {} bytes with {} left", size, rest.size())));
       }
-      SendOneLocked(rest.first(size), {}, {}, {}, size == frame.head.size() ? &frame : nullptr);
+      SendOneLocked(rest.first(size), kPlain, size == frame.head.size() ? &frame : nullptr);
       rest = rest.subspan(size);
     }
   }
 
-  // Sends `pages`' descriptor and note on the pages socket; false when it cannot go now.
-  bool HandOverLocked(const buf::FileRef& pages) {
+  // Sends descriptor `fd` with a note of offset and length on the pages socket; false
+  // when it cannot go now.
+  bool HandOver(int fd, uint64_t offset, uint64_t length) const {
     if (pages_fd_ < 0) return false;
-    ShmPagesNote note{.offset = pages.offset, .length = pages.length};
-    return SendWithFds(pages_fd_, &note, sizeof note, {&pages.fd, 1}, MSG_DONTWAIT) ==
+    ShmPagesNote note{.offset = offset, .length = length};
+    return SendWithFds(pages_fd_, &note, sizeof note, {&fd, 1}, MSG_DONTWAIT) ==
            static_cast<ssize_t>(sizeof note);
+  }
+
+  // An Rread whose data starts with frame.spliced->pending bytes in a pipe (its head
+  // counts them). Alone, the pipe's read end goes to the client ahead of the record and
+  // the head is made to count none of them (kPipe); the pipe is then the client's (its
+  // pending bytes make PipePool close our ends instead of reusing it). Otherwise (a
+  // client that cannot take it now, data after the pipe's) its bytes are read out and
+  // sent as the payload.
+  Result<void> SendSplicedLocked(OutFrame& frame) {
+    SplicePipe& pipe = *frame.spliced;
+    const auto piped = static_cast<uint32_t>(pipe.pending);
+    if (frame.payload.empty() && frame.head.size() == 11 &&
+        HandOver(pipe.read_fd, 0, pipe.pending)) {
+      for (size_t at : {size_t{0}, size_t{7}}) {  // size[4] type[1] tag[2] count[4]
+        uint32_t v;
+        std::memcpy(&v, frame.head.data() + at, 4);
+        v -= piped;
+        std::memcpy(frame.head.data() + at, &v, 4);
+      }
+      return {};
+    }
+    auto bytes = std::make_shared<std::vector<std::byte>>(pipe.pending + frame.payload.size());
+    size_t got = 0;
+    while (got < pipe.pending) {
+      ssize_t n = ::read(pipe.read_fd, bytes->data() + got, pipe.pending - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Unexpected(Errno(n < 0 ? errno : EPIPE, "reading a spliced reply's pipe"));
+      got += static_cast<size_t>(n);
+    }
+    pipe.pending = 0;  // emptied: back to the pool
+    std::memcpy(bytes->data() + got, frame.payload.data(), frame.payload.size());
+    frame.payload = *bytes;
+    frame.owner = std::move(bytes);
+    frame.spliced = nullptr;
+    return {};
   }
 
   // What follows a frame's head in its ring record: the payload itself, or a trailer
   // (written to *t) when the payload lies in the arena (sent by reference), went as pages
-  // (its descriptor already handed over), or the frame names a placement in the arena.
-  std::span<const std::byte> TailFor(std::span<const std::byte> payload,
-                                     std::span<std::byte> placement, const buf::FileRef& pages,
-                                     ShmTrailer* t) const {
+  // or a pipe (its descriptor already handed over), or the frame names a placement in
+  // the arena or accepts a pipe.
+  std::span<const std::byte> TailFor(const OutFrame& f, ShmTrailer* t) const {
     auto trailer = [&](uint32_t kind, uint64_t offset, uint64_t length) {
       *t = ShmTrailer{.magic = kTrailerMagic, .kind = kind, .offset = offset, .length = length};
       return std::as_bytes(std::span<const ShmTrailer>(t, 1));
     };
-    if (pages.fd >= 0 && payload.empty()) return trailer(kTrailerPages, pages.offset, pages.length);
-    if (!arena_) return payload;
+    if (f.spliced) return trailer(kTrailerPipe, 0, f.spliced->pending);
+    if (f.pages.fd >= 0 && f.payload.empty()) {
+      return trailer(kTrailerPages, f.pages.offset, f.pages.length);
+    }
+    const uint32_t pipe_flag = f.accepts_pipe && takes_pages_ ? kTrailerAcceptsPipe : 0;
+    if (!arena_) return pipe_flag ? trailer(pipe_flag, 0, 0) : f.payload;
     auto in_arena = [&](const std::byte* p) { return uint64_t(p - arena_->bytes().data()); };
-    if (!payload.empty() && arena_->Contains(payload.data(), payload.size())) {
-      return trailer(kTrailerPayload, in_arena(payload.data()), payload.size());
+    if (!f.payload.empty() && arena_->Contains(f.payload.data(), f.payload.size())) {
+      return trailer(kTrailerPayload, in_arena(f.payload.data()), f.payload.size());
     }
-    if (payload.empty() && !placement.empty() &&
-        arena_->Contains(placement.data(), placement.size())) {
-      return trailer(kTrailerPlacement, in_arena(placement.data()), placement.size());
+    if (f.payload.empty() && !f.placement.empty() &&
+        arena_->Contains(f.placement.data(), f.placement.size())) {
+      return trailer(kTrailerPlacement | pipe_flag, in_arena(f.placement.data()),
+                     f.placement.size());
     }
-    return payload;
+    if (f.payload.empty() && pipe_flag) return trailer(pipe_flag, 0, 0);
+    return f.payload;
   }
 
-  // Pushes one frame, or queues it (moving `whole` when it is exactly this frame, else
-  // copying) behind frames already waiting for room.
-  void SendOneLocked(std::span<const std::byte> head, std::span<const std::byte> payload,
-                     std::span<std::byte> placement, const buf::FileRef& pages, OutFrame* whole) {
+  // Pushes one frame (`head`, then what `extras` adds: payload, trailer), or queues it
+  // (moving `whole` when it is exactly this frame, else copying the head) behind frames
+  // already waiting for room.
+  void SendOneLocked(std::span<const std::byte> head, const OutFrame& extras, OutFrame* whole) {
     if (queue_.empty()) {
       ShmTrailer t;
-      Result<bool> pushed = tx_.TryPush(head, TailFor(payload, placement, pages, &t));
+      Result<bool> pushed = tx_.TryPush(head, TailFor(extras, &t));
       if (!pushed) return FailLater(pushed.error());
       if (*pushed) return;
     }
-    queued_ += head.size() + payload.size();
+    queued_ += head.size() + extras.payload.size();
     if (whole != nullptr) {
       queue_.push_back(std::move(*whole));
     } else {
@@ -255,7 +302,11 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   const buf::FileRef* FramePages() const override {
     return frame_pages_.fd >= 0 ? &frame_pages_ : nullptr;
   }
+  bool FrameAcceptsPipe() const override { return frame_accepts_pipe_; }
+  size_t FramePipeBytes() const override { return frame_pipe_bytes_; }
+  int TakeFramePipe() override { return std::exchange(frame_pipe_, -1); }
   bool can_share_pages() const override { return pages_fd_ >= 0 && !takes_pages_; }
+  bool takes_pipes() const override { return pages_fd_ >= 0 && takes_pages_; }
 
  private:
   bool closed() const {
@@ -328,6 +379,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
       if (head.size() >= 4) std::memcpy(&declared, head.data(), 4);
       frame_payload_ = {};
       frame_placement_ = {};
+      frame_accepts_pipe_ = false;
       if (declared != head.size() && head.size() >= 7 + sizeof(ShmTrailer)) {
         ShmTrailer t;  // read once: the peer may change the ring's bytes meanwhile
         std::memcpy(&t, head.data() + head.size() - sizeof t, sizeof t);
@@ -369,13 +421,24 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     return delivered;
   }
 
-  // Checks a record's trailer against the arena and sets frame_payload_/frame_placement_.
-  Result<void> TakeTrailer(const ShmTrailer& t) {
+  // Checks a record's trailer against the arena and sets frame_payload_/frame_placement_
+  // (and the frame_pages_/frame_pipe_ of a client, frame_accepts_pipe_ of a server).
+  Result<void> TakeTrailer(ShmTrailer t) {
     if (t.magic != kTrailerMagic) {
       return Unexpected(
           Error(Errc::kSizeMismatch, "record longer than its frame, without a trailer"));
     }
-    if (t.kind == kTrailerPages && takes_pages_) return TakePages(t);
+    if (takes_pages_ && t.kind == kTrailerPages) return TakePages(t);
+    if (takes_pages_ && t.kind == kTrailerPipe) return TakePipe(t);
+    if (!takes_pages_ && (t.kind & kTrailerAcceptsPipe)) {
+      frame_accepts_pipe_ = true;
+      t.kind &= ~kTrailerAcceptsPipe;
+      if (t.kind == 0 && t.offset == 0 && t.length == 0) return {};
+      if (t.kind != kTrailerPlacement) {
+        return Unexpected(
+            Error(std::errc::protocol_error, fmt::format("trailer kind {} with a pipe", t.kind)));
+      }
+    }
     uint64_t area = arena_ ? arena_->bytes().size() : 0;
     if (t.length == 0 || t.offset > area || t.length > area - t.offset) {
       return Unexpected(Error(std::errc::bad_address,
@@ -393,30 +456,68 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     return {};
   }
 
-  // A kPages record: takes its descriptor from the pages socket, checks it against the
-  // trailer and maps the pages read-only as the frame's payload (until ReleaseFramePages).
-  Result<void> TakePages(const ShmTrailer& t) {
+  // The descriptor a kPages or kPipe record names: the next message on the pages socket,
+  // exactly one descriptor with a note that repeats the trailer's offset and length.
+  Result<int> ReceiveDescriptor(const ShmTrailer& t, std::string_view what) {
     ShmPagesNote note;
     int fd = -1;
     Result<ReceivedMessage> got =
         ReceiveWithFds(pages_fd_, &note, sizeof note, {&fd, 1}, MSG_DONTWAIT);
     if (!got) {
-      return Unexpected(
-          Error(got.error().code(), "a pages record without its descriptor: pages socket recvmsg"));
+      return Unexpected(Error(got.error().code(), fmt::format("a {} record without its "
+                                                              "descriptor: pages socket recvmsg",
+                                                              what)));
     }
+    std::string why;
+    if (got->bytes != sizeof note || got->fds != 1 || (got->flags & (MSG_TRUNC | MSG_CTRUNC))) {
+      why = fmt::format("a note of {} bytes with {} descriptors", got->bytes, got->fds);
+    } else if (note.offset != t.offset || note.length != t.length) {
+      why = fmt::format("the note says {}+{}, the record {}+{}", note.offset, note.length, t.offset,
+                        t.length);
+    } else if (t.length == 0 || t.length > max_frame_.load()) {
+      why = fmt::format("{} bytes", t.length);
+    }
+    if (why.empty()) return fd;
+    if (fd >= 0) ::close(fd);
+    return Unexpected(Error(std::errc::protocol_error, fmt::format("{} record: {}", what, why)));
+  }
+
+  // A kPipe record: the pipe must hold the record's bytes (it stays the server's to
+  // write, and to read: whoever takes the bytes must not wait for them).
+  Result<void> TakePipe(const ShmTrailer& t) {
+    Result<int> fd = ReceiveDescriptor(t, "pipe");
+    if (!fd) return Unexpected(fd.error());
+    struct stat st {};
+    int queued = 0;
+    if (t.offset != 0 || ::fstat(*fd, &st) != 0 || !S_ISFIFO(st.st_mode) ||
+        ::ioctl(*fd, FIONREAD, &queued) != 0 || queued < 0 ||
+        static_cast<uint64_t>(queued) < t.length) {
+      ::close(*fd);
+      return Unexpected(Error(std::errc::protocol_error,
+                              fmt::format("pipe record: {} bytes at {} in a descriptor that is "
+                                          "not a pipe holding them ({} queued)",
+                                          t.length, t.offset, queued)));
+    }
+    // Ours to read without waiting, whatever the server set (it may set it back: the
+    // reader passes SPLICE_F_NONBLOCK too).
+    ::fcntl(*fd, F_SETFL, ::fcntl(*fd, F_GETFL) | O_NONBLOCK);
+    frame_pipe_ = *fd;
+    frame_pipe_bytes_ = t.length;
+    return {};
+  }
+
+  // A kPages record: takes its descriptor from the pages socket, checks it against the
+  // trailer and maps the pages read-only as the frame's payload (until ReleaseFramePages).
+  Result<void> TakePages(const ShmTrailer& t) {
+    Result<int> received = ReceiveDescriptor(t, "pages");
+    if (!received) return Unexpected(received.error());
+    const int fd = *received;
     auto bad = [&](std::string why) {
-      if (fd >= 0) ::close(fd);
+      ::close(fd);
       return Unexpected(Error(std::errc::protocol_error, "pages record: " + why));
     };
-    if (got->bytes != sizeof note || got->fds != 1 || (got->flags & (MSG_TRUNC | MSG_CTRUNC))) {
-      return bad(fmt::format("a note of {} bytes with {} descriptors", got->bytes, got->fds));
-    }
-    if (note.offset != t.offset || note.length != t.length) {
-      return bad(fmt::format("the note says {}+{}, the record {}+{}", note.offset, note.length,
-                             t.offset, t.length));
-    }
     const uint64_t mapped = (t.length + buf::kPageSize - 1) / buf::kPageSize * buf::kPageSize;
-    if (t.length == 0 || t.length > max_frame_.load() || t.offset % buf::kPageSize != 0) {
+    if (t.offset % buf::kPageSize != 0) {
       return bad(fmt::format("{} bytes at {}", t.length, t.offset));
     }
     // A file that could shrink under our mapping would fault (SIGBUS) on access.
@@ -437,6 +538,9 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   }
 
   void ReleaseFramePages() {
+    if (frame_pipe_ >= 0) ::close(frame_pipe_);
+    frame_pipe_ = -1;
+    frame_pipe_bytes_ = 0;
     if (frame_pages_.fd < 0) return;
     ::munmap(frame_pages_map_.data(), frame_pages_map_.size());
     ::close(frame_pages_.fd);
@@ -485,7 +589,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     while (!queue_.empty()) {
       OutFrame& f = queue_.front();
       ShmTrailer t;
-      std::span<const std::byte> tail = TailFor(f.payload, f.placement, f.pages, &t);
+      std::span<const std::byte> tail = TailFor(f, &t);
       Result<bool> pushed = tx_.TryPush(f.head, tail);
       if (!pushed) return FailLater(pushed.error());
       if (!*pushed) {
@@ -575,6 +679,9 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   std::span<std::byte> frame_placement_;             // Poll's: where its reply may go
   buf::FileRef frame_pages_;                         // Poll's: its payload's file, if pages
   std::span<std::byte> frame_pages_map_;             // Poll's: their mapping
+  int frame_pipe_ = -1;                              // Poll's: the pipe holding its data
+  size_t frame_pipe_bytes_ = 0;                      // Poll's: its bytes there
+  bool frame_accepts_pipe_ = false;                  // Poll's: its reply may come so
   Clock::time_point idle_since_;                     // Poll's
   std::atomic<bool> sleeping_{false};
   std::atomic<bool> paused_{false};

@@ -677,6 +677,74 @@ TEST_P(SessionAsync, RamfsReadsIntoAlignedMemoryShareItsPages) {
   EXPECT_EQ(std::memcmp(dest.data(), other.data() + 100, *n), 0);
 }
 
+// Reads the `bytes` a PipedRead left in its pipe (without waiting: the pipe must hold
+// them already).
+std::vector<std::byte> DrainPipe(const client::PipedRead& r) {
+  std::vector<std::byte> out(r.bytes);
+  size_t got = 0;
+  while (got < out.size()) {
+    ssize_t n = ::read(r.pipe->fd(), out.data() + got, out.size() - got);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  out.resize(got);
+  return out;
+}
+
+// AsyncReadPiped: over shm from ninefold serve's exportfs, a read of 16 KiB or more comes
+// as a pipe the server filled from the file (bytes_piped, nothing copied or placed), up
+// to a short read at the end of the file; below that size, above the iounit, or over any
+// other transport or server, it lands in the destination exactly as AsyncRead's would.
+TEST_P(SessionAsync, PipedReadsComeAsPipesOnlyOverShm) {
+  const auto content = RandomBytes((1 << 20) + 777, 21);
+  WriteHostFile(Host("big"), content);
+  OpenFile("big", 256 * 1024);
+  const bool pipes = IsNinefold() && GetParam().net == Net::kShm;
+  EXPECT_EQ(s().takes_pipes(), GetParam().net == Net::kShm);
+  buf::Buffer dest = s().AllocateBuffer(1 << 20);
+
+  struct Case {
+    uint64_t offset;
+    size_t size;
+    bool piped;  // over shm from ninefold
+  };
+  const size_t unit = s().iounit();
+  const Case cases[] = {
+      {0, 128 * 1024, true},                // page-aligned
+      {4097, 100000, true},                 // anywhere
+      {(1 << 20) - 4096, 65536, true},      // past the end: 4096 + 777 bytes, a short read
+      {4096, 8192, false},                  // too small to be worth a pipe
+      {0, (unit + 4096), false},            // more than one request: split, into dest
+      {content.size() + 10, 65536, false},  // nothing to read
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(fmt::format("{} bytes at {}", c.size, c.offset));
+    std::fill_n(dest.data(), dest.size(), std::byte{0x55});
+    client::SessionStats before = s().stats();
+    auto r = Get(s().AsyncReadPiped(fid_, c.offset, dest.span().first(c.size), asio::use_future));
+    ASSERT_TRUE(r) << r.error().ToString();
+    const size_t want =
+        c.offset >= content.size() ? 0 : std::min<size_t>(c.size, content.size() - c.offset);
+    ASSERT_EQ(r->bytes, want);
+    const std::byte* expect = content.data() + std::min<size_t>(c.offset, content.size());
+    client::SessionStats after = s().stats();
+    EXPECT_EQ(after.bytes_read - before.bytes_read, want);
+    if (pipes && c.piped) {
+      ASSERT_NE(r->pipe, nullptr);
+      std::vector<std::byte> got = DrainPipe(*r);
+      ASSERT_EQ(got.size(), want);
+      EXPECT_EQ(std::memcmp(got.data(), expect, want), 0);
+      EXPECT_EQ(dest.data()[0], std::byte{0x55}) << "dest written although the data was piped";
+      EXPECT_EQ(after.bytes_piped - before.bytes_piped, want);
+      EXPECT_EQ(after.bytes_copied + after.bytes_placed, before.bytes_copied + before.bytes_placed);
+    } else {
+      EXPECT_EQ(r->pipe, nullptr);
+      EXPECT_EQ(std::memcmp(dest.data(), expect, want), 0);
+      EXPECT_EQ(after.bytes_piped, before.bytes_piped);
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Servers, SessionAsync, testing::ValuesIn(AllTargets()), ParamName);
 
 }  // namespace

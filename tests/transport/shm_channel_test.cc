@@ -79,6 +79,7 @@ class EchoServer {
           [this, weak](std::span<const std::byte> f) {
             auto c = weak.lock();
             if (!c) return;
+            if (c->FrameAcceptsPipe()) accepts_pipe_++;
             if (reply_) {
               uint32_t seq;
               std::memcpy(&seq, f.data() + 7, 4);
@@ -139,6 +140,7 @@ class EchoServer {
   }
   uint32_t payloads_apart() const { return payloads_apart_; }
   uint32_t placements() const { return placements_; }
+  uint32_t accepts_pipe() const { return accepts_pipe_; }
 
  private:
   static inline int counter_ = 0;
@@ -151,7 +153,7 @@ class EchoServer {
   std::mutex mu_;
   std::vector<std::weak_ptr<Channel>> accepted_;  // guarded by mu_
   std::vector<Error> closes_;                     // guarded by mu_
-  std::atomic<uint32_t> payloads_apart_{0}, placements_{0};
+  std::atomic<uint32_t> payloads_apart_{0}, placements_{0}, accepts_pipe_{0};
 };
 
 // A client channel on its own io thread that collects echoed frames.
@@ -171,6 +173,18 @@ struct Client {
             payload_at = apart.data();
             whole.insert(whole.end(), apart.begin(), apart.end());
           }
+          if (size_t piped = channel->FramePipeBytes(); piped > 0) {
+            // An Rread head of count 0 whose data waits in the pipe: read it out.
+            pipes_seen++;
+            int fd = channel->TakeFramePipe();
+            size_t at = whole.size();
+            whole.resize(at + piped);
+            ssize_t n = ::read(fd, whole.data() + at, piped);
+            if (n != static_cast<ssize_t>(piped)) bad++;
+            ::close(fd);
+            auto size = static_cast<uint32_t>(whole.size());
+            std::memcpy(whole.data(), &size, 4);
+          }
           if (const buf::FileRef* pages = channel->FramePages()) {
             pages_seen++;
             // Usable as the channel promises: whole pages map copy-on-write elsewhere.
@@ -183,7 +197,7 @@ struct Client {
               ::munmap(p, n);
             }
           }
-          uint32_t seq;
+          uint32_t seq = 0;
           if (!FrameOk(whole, &seq) || seq != received) bad++;
           received++;
           bytes += whole.size();
@@ -200,7 +214,7 @@ struct Client {
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   std::shared_ptr<Channel> channel;
   std::thread thread;
-  std::atomic<uint32_t> received{0}, bad{0}, pages_seen{0}, aliased{0};
+  std::atomic<uint32_t> received{0}, bad{0}, pages_seen{0}, aliased{0}, pipes_seen{0};
   std::atomic<uint64_t> bytes{0};
   std::atomic<const std::byte*> payload_at{nullptr};  // the last payload that came apart
   std::promise<Error> closed;
@@ -402,6 +416,104 @@ TEST(ShmChannelHostileTest, AClientSendingPagesIsCutOff) {
   ASSERT_EQ(closed.wait_for(10s), std::future_status::ready);
   ASSERT_TRUE(WaitFor([&] { return !server.closes().empty(); }, 5s));
   EXPECT_EQ(server.closes()[0].code(), std::errc::protocol_error) << server.closes()[0].ToString();
+}
+
+// A pipe holding the pattern of frame `seq`'s payload of `bytes` (claiming `claim` bytes:
+// a lie when they differ), as a server's spliced read leaves it; closed when dropped.
+std::shared_ptr<SplicePipe> PipeOf(uint32_t seq, size_t bytes, size_t claim) {
+  int fds[2];
+  EXPECT_EQ(::pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
+  EXPECT_GT(::fcntl(fds[1], F_SETPIPE_SZ, 1 << 20), 0);
+  std::vector<std::byte> whole = MakeFrame(seq, 11 + bytes);
+  EXPECT_EQ(::write(fds[1], whole.data() + 11, bytes), static_cast<ssize_t>(bytes));
+  return std::shared_ptr<SplicePipe>(
+      new SplicePipe{.read_fd = fds[0], .write_fd = fds[1], .pending = claim}, [](SplicePipe* p) {
+        ::close(p->read_fd);
+        ::close(p->write_fd);
+        delete p;
+      });
+}
+
+// An Rread-shaped reply to `seq` whose first `piped` data bytes wait in a pipe (the head
+// counts them, as the server's AddSplicedBytes makes it) and `after` follow as a payload.
+// MakeFrame keeps seq where an Rread has its count: the count is seq + claim when the
+// pipe goes alone (the channel takes `claim` off it), seq when its bytes go inline.
+OutFrame SplicedReply(uint32_t seq, size_t piped, size_t after, size_t claim) {
+  std::vector<std::byte> head = MakeFrame(seq, 11);
+  auto size = static_cast<uint32_t>(11 + claim + after);
+  std::memcpy(head.data(), &size, 4);
+  auto count = static_cast<uint32_t>(after == 0 ? seq + claim : seq);
+  std::memcpy(head.data() + 7, &count, 4);
+  auto tail = std::make_shared<std::vector<std::byte>>(MakeFrame(seq, 11 + piped + after));
+  std::span<const std::byte> payload = std::span<const std::byte>(*tail).subspan(11 + piped);
+  return OutFrame{std::move(head), payload, tail, {}, PipeOf(seq, piped, claim)};
+}
+
+// A reply whose data waits in a pipe crosses as the pipe: the client gets an empty head
+// and the pipe's read end holding the bytes (nothing copied by either channel). With a
+// payload after the pipe's bytes, the pipe is read out and everything goes inline.
+// Requests marked accepts_pipe say so to the server; descriptors are not leaked.
+TEST(ShmChannelTest, PipesCrossAsADescriptorHoldingTheData) {
+  constexpr uint32_t kFrames = 40;
+  EchoServer server([](uint32_t seq) {
+    size_t piped = 4096 * (1 + seq % 64) - seq;  // page multiples and not
+    return SplicedReply(seq, piped, seq % 2 == 1 ? 0 : 500, piped);
+  });
+  Client client(server.address());
+  size_t fds_before = OpenFds();
+  for (uint32_t i = 0; i < kFrames; ++i) {
+    client.channel->Send(OutFrame{
+        .head = MakeFrame(i, 11), .payload = {}, .owner = nullptr, .accepts_pipe = i < 10});
+  }
+  ASSERT_TRUE(WaitFor([&] { return client.received == kFrames; }, 20s)) << client.received;
+  EXPECT_EQ(client.bad, 0u);
+  EXPECT_EQ(client.pipes_seen, kFrames / 2);  // the odd ones: no payload after the pipe
+  EXPECT_EQ(server.accepts_pipe(), 10u);
+  EXPECT_TRUE(WaitFor([&] { return OpenFds() <= fds_before; }, 5s))
+      << OpenFds() << " descriptors open, " << fds_before << " before";
+}
+
+// A server that hands over a pipe holding less than it claims, or something that is not
+// a pipe, ends the session with a protocol error (the client would otherwise wait for
+// bytes that never come); a client's pipe record is cut off the same way.
+TEST(ShmChannelHostileTest, PipesThatDoNotHoldTheirBytesAreRefused) {
+  {
+    EchoServer server([](uint32_t seq) { return SplicedReply(seq, 1000, 0, 5000); });
+    Client client(server.address());
+    auto closed = client.closed.get_future();
+    client.channel->Send(OutFrame{MakeFrame(0, 11), {}, nullptr});
+    ASSERT_EQ(closed.wait_for(10s), std::future_status::ready);
+    Error why = closed.get();
+    EXPECT_EQ(why.code(), std::errc::protocol_error) << why.ToString();
+    EXPECT_NE(why.ToString().find("pipe record"), std::string::npos) << why.ToString();
+    EXPECT_EQ(client.received, 0u);
+  }
+  {
+    int memfd = ::memfd_create("not-a-pipe", MFD_CLOEXEC);
+    ASSERT_GE(memfd, 0);
+    ASSERT_EQ(::ftruncate(memfd, 1 << 20), 0);
+    EchoServer server([memfd](uint32_t seq) {
+      OutFrame f = SplicedReply(seq, 1000, 0, 1000);
+      auto fake = std::make_shared<SplicePipe>(SplicePipe{.read_fd = memfd, .pending = 1000});
+      f.spliced = fake;
+      return f;
+    });
+    Client client(server.address());
+    auto closed = client.closed.get_future();
+    client.channel->Send(OutFrame{MakeFrame(0, 11), {}, nullptr});
+    ASSERT_EQ(closed.wait_for(10s), std::future_status::ready);
+    Error why = closed.get();
+    EXPECT_NE(why.ToString().find("not a pipe"), std::string::npos) << why.ToString();
+    ::close(memfd);
+  }
+  {
+    EchoServer server;
+    Client client(server.address());
+    client.channel->Send(SplicedReply(0, 1000, 0, 1000));
+    ASSERT_TRUE(WaitFor([&] { return !server.closes().empty(); }, 10s));
+    EXPECT_EQ(server.closes()[0].code(), std::errc::protocol_error)
+        << server.closes()[0].ToString();
+  }
 }
 
 // Byte streams have no arena: a placement is ignored and a payload is sent inline.
@@ -667,6 +779,9 @@ TEST(ShmChannelHostileTest, BadTrailersCloseTheConnection) {
        "outside a data area"},
       {"huge length", kTrailerMagic, kTrailerPayload, 0, UINT64_MAX, "outside a data area"},
       {"unknown kind", kTrailerMagic, 9, 0, 64, "trailer kind 9"},
+      {"a pipe from a client", kTrailerMagic, kTrailerPipe, 0, 64, "trailer kind 4"},
+      {"a payload that accepts a pipe", kTrailerMagic, kTrailerPayload | kTrailerAcceptsPipe, 0, 64,
+       "with a pipe"},
       {"no magic", 0x12345678, kTrailerPayload, 0, 64, "without a trailer"},
       {"payload size mismatch", kTrailerMagic, kTrailerPayload, 0, 7, "size field"},
   };

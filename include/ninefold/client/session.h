@@ -103,6 +103,30 @@ struct SessionStats {
   uint64_t bytes_placed = 0;  // (b) through the caller's shared buffer (AllocateBuffer):
                               //     the server's own read or write was the only copy
   uint64_t bytes_shared = 0;  // (c) delivered by sharing pages: no copy at all
+  uint64_t bytes_piped = 0;   // handed to the caller in a pipe the server filled from its
+                              //     file (AsyncReadPiped): not copied on the way
+};
+
+// The read end of a pipe holding a read's data (AsyncReadPiped); closed with the last
+// reference. The server that filled it may still hold its ends: read it without waiting
+// (O_NONBLOCK, SPLICE_F_NONBLOCK) and treat fewer bytes than promised as an error.
+class PipeEnd {
+ public:
+  explicit PipeEnd(int fd) : fd_(fd) {}
+  ~PipeEnd();
+  PipeEnd(const PipeEnd&) = delete;
+  PipeEnd& operator=(const PipeEnd&) = delete;
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// What AsyncReadPiped read: `bytes` of data, waiting in `pipe` when it is set, else in
+// the destination.
+struct PipedRead {
+  size_t bytes = 0;
+  std::shared_ptr<const PipeEnd> pipe;
 };
 
 // One directory entry of AsyncReaddir, owned. For 9P2000/.u the entry comes from a stat
@@ -233,6 +257,20 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // AsyncRead for a caller that moves the data on without looking at it (a FUSE daemon
+  // splicing it into /dev/fuse): when the session takes_pipes() and dest fits in one
+  // request, the server may answer with the data in a pipe (exportfs does: it fills the
+  // pipe from its file, so no one copies the data on the way; stats: bytes_piped).
+  // Otherwise the data lands in dest, exactly as AsyncRead puts it there.
+  template <class Token>
+  auto AsyncReadPiped(Fid fid, uint64_t offset, std::span<std::byte> dest, Token&& token) {
+    return Call<PipedRead>(token, [=, this](Done<PipedRead> done) {
+      StartReadPiped(fid, offset, dest, std::move(done));
+    });
+  }
+  // True when the server may answer AsyncReadPiped with pipes (shm).
+  bool takes_pipes() const { return channel_->takes_pipes(); }
+
   // Memory for reads and writes, like malloc's: on a shared-memory session it comes from
   // the memory the server maps too (so reads land there without a copy by the client and
   // writes from it are not copied), else from private memory. Any thread.
@@ -339,6 +377,14 @@ class Session : public std::enable_shared_from_this<Session> {
   };
   // The decoded reply (valid during the call) or an Error.
   using RawDone = Done<const wire::Message*>;
+  // Where a request's reply payload may go instead of the reply (shm): `placement`, the
+  // caller's memory in the shared arena the server may write it to; `pipe`, a pipe the
+  // server hands over (Channel::FramePipeBytes). (No member initializers: it is a
+  // default argument inside this class; ReplyTo{} zeroes both.)
+  struct ReplyTo {
+    std::span<std::byte> placement;
+    bool pipe;
+  };
 
   Session(std::shared_ptr<transport::Channel> channel, SessionOptions options,
           asio::io_context::executor_type executor);
@@ -395,18 +441,17 @@ class Session : public std::enable_shared_from_this<Session> {
   void Send(const wire::Message& request, RawDone done);
   // Sends an encoded frame (tag bytes patched here) followed by `payload`, which is not
   // copied and must stay valid until `done` runs.
-  // `placement`: where the server may write the reply's payload itself (shm).
+  // `to`: where the server may put the reply's payload instead (shm).
   void SendEncoded(std::vector<std::byte> frame, std::span<const std::byte> payload, RawDone done,
-                   std::span<std::byte> placement = {});
+                   ReplyTo to = {});
 
   std::shared_ptr<OpState> NewOp();
   void Cancel(const std::shared_ptr<OpState>& op);  // any thread
   // io thread: the request machinery (session.cc).
   void Transmit(uint16_t tag, std::vector<std::byte> frame, std::span<const std::byte> payload,
-                RawDone done, std::span<std::byte> placement);
+                RawDone done, ReplyTo to);
   void Pump();
-  void Emit(std::vector<std::byte> frame, std::span<const std::byte> payload,
-            std::span<std::byte> placement);
+  void Emit(std::vector<std::byte> frame, std::span<const std::byte> payload, ReplyTo to);
   void FlushBatch();
   RawDone Retire(uint16_t tag);
   void Flush(uint16_t tag, Error why);
@@ -418,13 +463,18 @@ class Session : public std::enable_shared_from_this<Session> {
   void Sweep();
   // How the payload moved: a copy by the client, placed by the server in shared memory,
   // or shared pages (SessionStats).
-  enum class Moved { kCopied, kPlaced, kShared };
+  enum class Moved { kCopied, kPlaced, kShared, kPiped };
   void CountRead(size_t n, Moved how);
   void CountWritten(size_t n, Moved how);
   void StartConnect(Done<std::shared_ptr<Session>> done);
   void StartWalk(Fid fid, Fid newfid, std::vector<std::string> names,
                  Done<std::vector<wire::Qid>> done);
   void StartRead(Fid fid, uint64_t offset, std::span<std::byte> dest, Done<size_t> done);
+  void StartReadPiped(Fid fid, uint64_t offset, std::span<std::byte> dest, Done<PipedRead> done);
+  // Inside a read's completion: puts an Rread's data into dest (placed there already,
+  // mapped as shared pages, or copied) and counts how; the bytes, or why the reply is
+  // not one for a read of dest.size().
+  Result<size_t> Deliver(const wire::Message& reply, std::span<std::byte> dest);
   // Inside a read's completion: maps the reply's whole pages onto `dest` when the reply
   // came as pages (Channel::FramePages) and dest starts on a page; the bytes so mapped
   // (0: none, the caller copies).

@@ -47,6 +47,11 @@ namespace ninefold::transport {
 // never changes them (buf::SharedBytes; `owner` keeps the descriptor open): a channel
 // that can_share_pages() may hand the peer the descriptor to map them instead of copying
 // the payload; any other channel (or one that cannot hand it over now) sends the payload.
+//
+// `accepts_pipe` (a client's Tread on a channel that can_share_pages()): the reply's data
+// may stay in a pipe handed over with it (FramePipe), for a caller that moves it on
+// without reading it. A server sends such a reply as an Rread with `spliced` bytes and
+// no payload; the channel hands the pipe over, or sends its bytes when it cannot.
 struct OutFrame {
   std::vector<std::byte> head;
   std::span<const std::byte> payload;
@@ -54,6 +59,7 @@ struct OutFrame {
   std::span<std::byte> placement;
   std::shared_ptr<SplicePipe> spliced;
   buf::FileRef pages;
+  bool accepts_pipe = false;
 };
 
 class Channel {
@@ -121,6 +127,17 @@ class Channel {
   // whole pages itself (MAP_PRIVATE: a copy-on-write alias) instead of copying them; the
   // descriptor is closed after the call. Null otherwise.
   virtual const buf::FileRef* FramePages() const { return nullptr; }
+  // Only from inside the FrameHandler, on a server: the peer sent this request with
+  // OutFrame::accepts_pipe (its reply's data may go as a pipe: OutFrame::spliced).
+  virtual bool FrameAcceptsPipe() const { return false; }
+  // Only from inside the FrameHandler, on a client: when the current frame is an Rread
+  // whose data waits in a pipe the peer handed over, its length (the frame itself then
+  // carries no data: count 0); else 0. TakeFramePipe gives the pipe's read end to the
+  // caller (then the caller's to close; -1 when there is none), else it is closed after
+  // the call. The pipe was checked to hold at least that many bytes; it stays the
+  // peer's to write too, so it is read without blocking.
+  virtual size_t FramePipeBytes() const { return 0; }
+  virtual int TakeFramePipe() { return -1; }
   // Only from inside the FrameHandler: the handler queued work on the io_context (a
   // request that may block, posted to run off the read loop) that should run before the
   // channel looks for more frames. A channel that polls (shm) would otherwise keep the io
@@ -132,6 +149,9 @@ class Channel {
   // True when OutFrame::pages may be used: the peer is on this host and can map a file
   // we hand it (shm).
   virtual bool can_share_pages() const { return false; }
+  // True when OutFrame::accepts_pipe means something: the peer may hand this side pipes
+  // (a shm client).
+  virtual bool takes_pipes() const { return false; }
 };
 
 class Listener {
