@@ -27,18 +27,9 @@ bool IsBulk(const wire::Frame& frame) {
 }
 
 // An Rread whose data starts with bytes waiting in a pipe: its head (encoded for the rest
-// of the data only) counts them too. Rread is size[4] type[1] tag[2] count[4] data[count]
-// in every dialect.
+// of the data only) counts them too.
 void AddSplicedBytes(transport::OutFrame& out, std::shared_ptr<transport::SplicePipe> pipe) {
-  NINEFOLD_CHECK(out.head.size() == 11 && static_cast<uint8_t>(out.head[4]) == 117);
-  auto add = [&](size_t at) {
-    uint32_t v;
-    std::memcpy(&v, out.head.data() + at, 4);  // little-endian host, as the codec
-    v += static_cast<uint32_t>(pipe->pending);
-    std::memcpy(out.head.data() + at, &v, 4);
-  };
-  add(0);
-  add(7);
+  transport::AddToRreadCount(out.head, static_cast<int64_t>(pipe->pending));
   out.spliced = std::move(pipe);
 }
 

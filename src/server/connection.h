@@ -63,12 +63,7 @@ struct Reply {
   buf::FileRef pages = {};
 };
 
-// Where a request's reply data may go besides the reply itself (Channel::FramePlacement,
-// Channel::FrameAcceptsPipe).
-struct ReplyTo {
-  std::span<std::byte> placement;
-  bool pipe = false;
-};
+using transport::ReplyTo;
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:

@@ -213,15 +213,8 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   // sent as the payload.
   Result<void> SendSplicedLocked(OutFrame& frame) {
     SplicePipe& pipe = *frame.spliced;
-    const auto piped = static_cast<uint32_t>(pipe.pending);
-    if (frame.payload.empty() && frame.head.size() == 11 &&
-        HandOver(pipe.read_fd, 0, pipe.pending)) {
-      for (size_t at : {size_t{0}, size_t{7}}) {  // size[4] type[1] tag[2] count[4]
-        uint32_t v;
-        std::memcpy(&v, frame.head.data() + at, 4);
-        v -= piped;
-        std::memcpy(frame.head.data() + at, &v, 4);
-      }
+    if (frame.payload.empty() && HandOver(pipe.read_fd, 0, pipe.pending)) {
+      AddToRreadCount(frame.head, -static_cast<int64_t>(pipe.pending));
       return {};
     }
     auto bytes = std::make_shared<std::vector<std::byte>>(pipe.pending + frame.payload.size());

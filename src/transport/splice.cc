@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <system_error>
@@ -101,6 +102,16 @@ std::shared_ptr<SplicePipe> PipePool::Take() {
   }
   return std::shared_ptr<SplicePipe>(p.release(),
                                      [state = state_](SplicePipe* raw) { state->Return(raw); });
+}
+
+void AddToRreadCount(std::span<std::byte> head, int64_t delta) {
+  NINEFOLD_CHECK(head.size() == 11 && static_cast<uint8_t>(head[4]) == 117);  // Rread
+  for (size_t at : {size_t{0}, size_t{7}}) {
+    uint32_t v;
+    std::memcpy(&v, head.data() + at, 4);  // little-endian host, as the codec
+    v = static_cast<uint32_t>(v + delta);
+    std::memcpy(head.data() + at, &v, 4);
+  }
 }
 
 Result<size_t> FillPipe(SplicePipe& pipe, int fd, uint64_t offset, size_t count) {

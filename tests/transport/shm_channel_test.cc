@@ -440,6 +440,7 @@ std::shared_ptr<SplicePipe> PipeOf(uint32_t seq, size_t bytes, size_t claim) {
 // pipe goes alone (the channel takes `claim` off it), seq when its bytes go inline.
 OutFrame SplicedReply(uint32_t seq, size_t piped, size_t after, size_t claim) {
   std::vector<std::byte> head = MakeFrame(seq, 11);
+  head[4] = std::byte{117};  // Rread
   auto size = static_cast<uint32_t>(11 + claim + after);
   std::memcpy(head.data(), &size, 4);
   auto count = static_cast<uint32_t>(after == 0 ? seq + claim : seq);

@@ -377,14 +377,7 @@ class Session : public std::enable_shared_from_this<Session> {
   };
   // The decoded reply (valid during the call) or an Error.
   using RawDone = Done<const wire::Message*>;
-  // Where a request's reply payload may go instead of the reply (shm): `placement`, the
-  // caller's memory in the shared arena the server may write it to; `pipe`, a pipe the
-  // server hands over (Channel::FramePipeBytes). (No member initializers: it is a
-  // default argument inside this class; ReplyTo{} zeroes both.)
-  struct ReplyTo {
-    std::span<std::byte> placement;
-    bool pipe;
-  };
+  using ReplyTo = transport::ReplyTo;
 
   Session(std::shared_ptr<transport::Channel> channel, SessionOptions options,
           asio::io_context::executor_type executor);

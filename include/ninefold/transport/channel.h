@@ -52,6 +52,16 @@ namespace ninefold::transport {
 // may stay in a pipe handed over with it (FramePipe), for a caller that moves it on
 // without reading it. A server sends such a reply as an Rread with `spliced` bytes and
 // no payload; the channel hands the pipe over, or sends its bytes when it cannot.
+// Where a request's reply data may go instead of inside the reply (shm): `placement`, a
+// range of the arena the server may write it into (OutFrame::placement,
+// Channel::FramePlacement); `pipe`, a pipe the server may hand over
+// (OutFrame::accepts_pipe, Channel::FrameAcceptsPipe). What a client asks for and a
+// server is asked.
+struct ReplyTo {
+  std::span<std::byte> placement;
+  bool pipe = false;
+};
+
 struct OutFrame {
   std::vector<std::byte> head;
   std::span<const std::byte> payload;

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 
 #include "ninefold/base/result.h"
 
@@ -47,6 +48,11 @@ class PipePool {
   struct State;
   std::shared_ptr<State> state_;
 };
+
+// An Rread's head (size[4] type[1] tag[2] count[4]: 11 bytes in every dialect) whose
+// data grows or shrinks by `delta` bytes apart from what follows the head in memory
+// (bytes waiting in a pipe): adds `delta` to its size and count fields.
+void AddToRreadCount(std::span<std::byte> head, int64_t delta);
 
 // Moves up to `count` bytes of `fd` (a regular file) at `offset` into `pipe`, without
 // copying them. Returns the bytes moved: fewer than `count` at end of file or when the
