@@ -196,7 +196,7 @@ class Ops {
         return std::nullopt;  // the pipe was full, not the file ended (the pipe is dropped)
       }
     }
-    c_.stats().bytes_spliced += *moved;
+    (whole ? c_.stats().bytes_piped : c_.stats().bytes_spliced) += *moved;
     if (*moved == count || whole) {
       return Reply{wire::Rread{.data = wire::Data(std::span<const std::byte>())}, nullptr,
                    std::move(pipe)};

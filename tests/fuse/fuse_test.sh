@@ -265,6 +265,16 @@ run_case() {  # run_case SERVER TRANS
   if [ $? = 0 ]; then ok "$kind/$trans: ls -l with readdirplus: $(echo "$out" | tail -1)"
   else not_ok "$kind/$trans: ls -l with readdirplus: $(echo "$out" | tail -6 | tr '\n' ' ')"; fi
   kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null
+  if [ "$kind" = serve ]; then
+    # How the file data went, from the server's tally as it stops: over shm, reads of the
+    # exported files came as pipes that the mount spliced on into /dev/fuse; over sockets,
+    # never.
+    local piped; piped=$(sed -n 's/.* \([0-9][0-9]*\) piped$/\1/p' "$T/server.log" | tail -1)
+    if [ -z "$piped" ]; then not_ok "$kind/$trans: no 'piped' tally in the server's log"
+    elif [ "$trans" = shm ] && [ "$piped" -gt 0 ]; then ok "$kind/$trans: reads came as pipes ($piped bytes)"
+    elif [ "$trans" != shm ] && [ "$piped" = 0 ]; then ok "$kind/$trans: no pipes over $trans"
+    else not_ok "$kind/$trans: $piped bytes piped"; fi
+  fi
   rm -rf "$dir"
 }
 

@@ -100,8 +100,12 @@ int RunServe(const ServeOptions& opt) {
   for (const std::string& d : described) Log(LogLevel::kInfo, "serving {}", d);
   for (const std::string& b : bound) Log(LogLevel::kInfo, "listening on {}", b);
   srv.Run();
-  Log(LogLevel::kInfo, "stopped after {} connection(s), {} request(s)",
-      srv.stats().connections_accepted.load(), srv.stats().requests.load());
+  const server::ServerStats& st = srv.stats();
+  Log(LogLevel::kInfo,
+      "stopped after {} connection(s), {} request(s); read data: {} bytes read, {} spliced, "
+      "{} shared as pages, {} piped",
+      st.connections_accepted.load(), st.requests.load(), st.bytes_read.load(),
+      st.bytes_spliced.load(), st.bytes_shared.load(), st.bytes_piped.load());
   // Stopping the server gives SIGINT/SIGTERM back to their default action; the process is
   // leaving, and a second SIGTERM on its way (timeout(1) sends one to the child and one
   // to its group) must not turn a clean exit into a kill.

@@ -67,6 +67,9 @@ struct ServerStats {
   std::atomic<uint64_t> bytes_read{0};
   // Tread data offered to a client on this host as pages to map (Node::Share, over shm).
   std::atomic<uint64_t> bytes_shared{0};
+  // Tread data spliced into a pipe offered to a client on this host that asked for one
+  // (over shm; the channel sends the bytes inline if it cannot hand the pipe over).
+  std::atomic<uint64_t> bytes_piped{0};
 };
 
 class Server {
