@@ -97,14 +97,14 @@ Buffer Buffer::Allocate(size_t size, const std::shared_ptr<Arena>& arena) {
       return b;
     }
   }
-  void* p = ::mmap(nullptr, pages * kPageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
+  const size_t mapped = MappedBytes(size);  // what Release unmaps
+  void* p = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
   b.data_ = static_cast<std::byte*>(p);
   b.size_ = size;
   PrivateMappings& m = Mappings();
   std::lock_guard lock(m.mu);
-  m.by_start[reinterpret_cast<uintptr_t>(p)] = pages * kPageSize;
+  m.by_start[reinterpret_cast<uintptr_t>(p)] = mapped;
   return b;
 }
 

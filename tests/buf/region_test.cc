@@ -132,9 +132,6 @@ TEST(BufferTest, ArenaFirstThenPrivateAndReferencesAddressTheSameBytes) {
   EXPECT_EQ((*arena)->pages().free_pages(), 8u);  // freed by the assignment
 }
 
-// Pages come from slabs exactly: distinct, aligned, zeroed when asked; a slab whose
-// pages are all free goes back to the system (but the last one stays), and pages outlive
-// the pool object.
 // What a read may remap (page sharing): a live Buffer's own private pages, nothing else.
 TEST(BufferTest, OnlyABuffersOwnPrivateMemoryIsPrivateBufferMemory) {
   auto region = Region::Create(1 << 20, "test");
@@ -157,6 +154,9 @@ TEST(BufferTest, OnlyABuffersOwnPrivateMemoryIsPrivateBufferMemory) {
   EXPECT_FALSE(InPrivateBuffer(gone, 1));
 }
 
+// Pages come from slabs exactly: distinct, aligned, zeroed when asked; a slab whose
+// pages are all free goes back to the system (but the last one stays), and pages outlive
+// the pool object.
 TEST(PagePoolTest, PagesAreExactAndSlabsGoBackWhenEmpty) {
   auto pool = PagePool::Create(4 * kPageSize);
   std::vector<std::shared_ptr<std::byte>> pages;
