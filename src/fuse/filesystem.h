@@ -124,6 +124,8 @@ class Filesystem : public std::enable_shared_from_this<Filesystem> {
   void Release(fuse_req_t req, Handle* h);
   // Forgets an open file or directory and clunks its fid.
   void Drop(Handle* h);
+  // keep_cache and direct_io of an open or create reply.
+  void SetCaching(fuse_file_info& fi, bool dir) const;
   void Fsync(fuse_req_t req, Handle* h, bool datasync);
   // READDIR, or READDIRPLUS when `plus` (each entry with its inode and attributes).
   void Readdir(fuse_req_t req, Handle* h, size_t size, off_t off, bool plus);

@@ -218,6 +218,51 @@ PY
   return $rc
 }
 
+# c_direct ADDR EXPORT MNT: O_DIRECT through a fresh mount (foreground, libfuse's debug
+# log). A file made on the server is read with O_DIRECT in 256 KiB pieces and must match;
+# a piece written with O_DIRECT must be in the export once the write returns; and the
+# kernel must read directly (the open's FOPEN_DIRECT_IO): no GETATTR ahead of every READ,
+# as it sends on the page-cache path with attr timeout 0. Prints the counts on success.
+DIRECT_READS=32
+c_direct() {
+  local addr=$1 exp=$2 mnt=$3 log=$T/direct-debug.log
+  head -c $((DIRECT_READS * 262144)) /dev/urandom > "$exp/direct.bin" || return 1
+  mkdir -p "$mnt" && MOUNTS+=("$mnt")
+  timeout $((TMO + 60)) "$BIN" mount -f "$addr" "$mnt" --aname "$exp" -o debug > "$log" 2>&1 &
+  local mpid=$! rc=0
+  for _ in $(seq 100); do grep -q " $mnt fuse.ninefold " /proc/mounts && break; sleep 0.1; done
+  python3 - "$mnt/direct.bin" "$exp/direct.bin" "$DIRECT_READS" <<'PY' || rc=1
+import mmap, os, sys
+mounted, exported, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+piece = 262144
+buf = mmap.mmap(-1, piece)  # page-aligned, as O_DIRECT wants
+want = open(exported, "rb").read()
+fd = os.open(mounted, os.O_RDWR | os.O_DIRECT)
+for i in range(n):
+    got = os.preadv(fd, [buf], i * piece)
+    if got != piece or buf[:] != want[i * piece:(i + 1) * piece]:
+        sys.exit(f"O_DIRECT read {i}: {got} bytes, {'same' if buf[:got] == want[i * piece:i * piece + got] else 'other'} data")
+buf[:] = os.urandom(piece)
+if os.pwritev(fd, [buf], 3 * piece) != piece:
+    sys.exit("O_DIRECT write: short")
+with open(exported, "rb") as f:
+    f.seek(3 * piece)
+    if f.read(piece) != buf[:]:
+        sys.exit("the export does not hold the O_DIRECT write when it returns")
+os.close(fd)
+PY
+  fusermount3 -u "$mnt" || rc=1
+  wait "$mpid" || { echo "the mount process failed (status $?)"; tail -3 "$log"; rc=1; }
+  local reads getattrs
+  reads=$(grep -c 'opcode: READ ' "$log") getattrs=$(grep -c 'opcode: GETATTR ' "$log")
+  [ "$reads" -ge "$DIRECT_READS" ] || { echo "$reads READs for $DIRECT_READS O_DIRECT reads"; rc=1; }
+  [ "$getattrs" -lt $((DIRECT_READS / 4)) ] ||
+    { echo "$getattrs GETATTRs for $DIRECT_READS O_DIRECT reads (not direct I/O?)"; rc=1; }
+  rm -f "$exp/direct.bin"
+  echo "$DIRECT_READS O_DIRECT reads: $reads READ, $getattrs GETATTR"
+  return $rc
+}
+
 run_case() {  # run_case SERVER TRANS
   local kind=$1 trans=$2 dir=$T/export-$1-$2 mnt=$T/mnt-$1-$2
   mkdir -p "$dir" && chmod 777 "$dir"
@@ -264,6 +309,14 @@ run_case() {  # run_case SERVER TRANS
   out=$(c_readdirplus "$addr" "$dir" "$mnt" 2>&1)
   if [ $? = 0 ]; then ok "$kind/$trans: ls -l with readdirplus: $(echo "$out" | tail -1)"
   else not_ok "$kind/$trans: ls -l with readdirplus: $(echo "$out" | tail -6 | tr '\n' ' ')"; fi
+  if [ "$kind" = diod ]; then
+    kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null
+    start_server "$kind" "$dir"
+    addr=$ADDR_TCP
+  fi
+  out=$(c_direct "$addr" "$dir" "$mnt" 2>&1)
+  if [ $? = 0 ]; then ok "$kind/$trans: O_DIRECT: $(echo "$out" | tail -1)"
+  else not_ok "$kind/$trans: O_DIRECT: $(echo "$out" | tail -6 | tr '\n' ' ')"; fi
   kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null
   if [ "$kind" = serve ]; then
     # How the file data went, from the server's tally as it stops: over shm, reads of the
