@@ -96,6 +96,11 @@ class Filesystem : public std::enable_shared_from_this<Filesystem> {
   uint32_t max_read() const { return max_read_; }
   // io thread: clunks every fid the table holds (at unmount).
   void Shutdown();
+  // Any thread, once no FUSE request will come: waits for the replies being made and
+  // ends the threads that make them; replies for reads still in flight are dropped. Before
+  // fuse_session_destroy: libfuse gives each thread that replies by splice a pipe of its
+  // own, freed when the thread ends while the session exists (else leaked).
+  void StopReplying() { repliers_.join(); }
 
   // --- requests, on the io thread ---------------------------------------------------------
   void Init(fuse_conn_info* conn);
@@ -209,7 +214,7 @@ class Filesystem : public std::enable_shared_from_this<Filesystem> {
   // Answers large reads (Read): answering copies the data into the reader's pages (the
   // kernel does, in the thread that answers), so the session's io thread hands that to
   // these and takes the next reply meanwhile. One per CPU. Nothing posted here holds
-  // the Filesystem (the destructor joins them).
+  // the Filesystem (StopReplying, or else the destructor, joins them).
   asio::thread_pool repliers_;
   NodeTable nodes_;
   std::unordered_map<uint64_t, Call*> calls_;  // by Call::id

@@ -86,6 +86,7 @@ Result<std::unique_ptr<Mount>> Mount::Create(std::shared_ptr<client::Session> se
 
 Mount::~Mount() {
   if (state_->mounted) fuse_session_unmount(state_->session);
+  state_->fs->StopReplying();
   fuse_session_destroy(state_->session);
   // Pending requests keep the Filesystem alive until they complete; the fids of the
   // inodes are clunked now.
