@@ -263,6 +263,24 @@ PY
   return $rc
 }
 
+# For run_case, with its locals (kind, trans, dir, addr):
+# diod 1.0.24 has been seen to crash a little after a connection goes away (NULL mutex
+# in a worker): a fresh diod for each mount after the first, so diod's crash is not the
+# mount's.
+fresh_diod() {
+  [ "$kind" = diod ] || return 0
+  kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null
+  start_server "$kind" "$dir"
+  addr=$ADDR_TCP
+}
+# check NAME FUNCTION ARGS...: ok with the function's last line, or not ok with its last six
+check() {
+  local name=$1 out; shift
+  out=$("$@" 2>&1)
+  if [ $? = 0 ]; then ok "$kind/$trans: $name: $(echo "$out" | tail -1)"
+  else not_ok "$kind/$trans: $name: $(echo "$out" | tail -6 | tr '\n' ' ')"; fi
+}
+
 run_case() {  # run_case SERVER TRANS
   local kind=$1 trans=$2 dir=$T/export-$1-$2 mnt=$T/mnt-$1-$2
   mkdir -p "$dir" && chmod 777 "$dir"
@@ -285,13 +303,7 @@ run_case() {  # run_case SERVER TRANS
     if [ $? = 0 ]; then ok "$kind/$trans: $c"; else not_ok "$kind/$trans: $c: $(echo "$out" | tail -4 | tr '\n' ' ')"; fi
   done
   unmount "$mnt" || not_ok "$kind/$trans: fusermount3 -u"
-  if [ "$kind" = diod ]; then
-    # diod 1.0.24 has been seen to crash a little after a connection goes away (NULL mutex
-    # in a worker): a fresh diod for the next mount, so diod's crash is not the mount's.
-    kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null
-    start_server "$kind" "$dir"
-    addr=$ADDR_TCP
-  fi
+  fresh_diod
   # The kernel's writeback cache: only fsync puts the data on the server.
   if mount_at "$addr" "$dir" "$mnt" --writeback-cache; then
     local out; out=$(c_fsync "$mnt" "$dir" 2>&1)
@@ -301,22 +313,10 @@ run_case() {  # run_case SERVER TRANS
   else
     not_ok "$kind/$trans: mount --writeback-cache"
   fi
-  if [ "$kind" = diod ]; then
-    kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null
-    start_server "$kind" "$dir"
-    addr=$ADDR_TCP
-  fi
-  out=$(c_readdirplus "$addr" "$dir" "$mnt" 2>&1)
-  if [ $? = 0 ]; then ok "$kind/$trans: ls -l with readdirplus: $(echo "$out" | tail -1)"
-  else not_ok "$kind/$trans: ls -l with readdirplus: $(echo "$out" | tail -6 | tr '\n' ' ')"; fi
-  if [ "$kind" = diod ]; then
-    kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null
-    start_server "$kind" "$dir"
-    addr=$ADDR_TCP
-  fi
-  out=$(c_direct "$addr" "$dir" "$mnt" 2>&1)
-  if [ $? = 0 ]; then ok "$kind/$trans: O_DIRECT: $(echo "$out" | tail -1)"
-  else not_ok "$kind/$trans: O_DIRECT: $(echo "$out" | tail -6 | tr '\n' ' ')"; fi
+  fresh_diod
+  check "ls -l with readdirplus" c_readdirplus "$addr" "$dir" "$mnt"
+  fresh_diod
+  check O_DIRECT c_direct "$addr" "$dir" "$mnt"
   kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null
   if [ "$kind" = serve ]; then
     # How the file data went, from the server's tally as it stops: over shm, reads of the
