@@ -88,9 +88,11 @@ constexpr uint32_t kDotlRdonly = 0, kDotlWronly = 01, kDotlRdwr = 02, kDotlCreat
              "p9load: {}\n"
              "usage: p9load --addr ADDR [--aname NAME] --op getattr|read|write|create\n"
              "              [--file NAME] [--outstanding N] [--msize N] [--size BYTES]\n"
-             "              [--duration S | --bytes B] [--warmup S] [--json]\n"
+             "              [--duration S | --bytes B] [--warmup S] [--json] [--overwrite]\n"
              "       p9load --addr ADDR [--aname NAME] --idle-connections N [--duration S]\n"
-             "ADDR: tcp!HOST!PORT or unix!PATH; sizes take K, M, G (powers of 1024)\n",
+             "ADDR: tcp!HOST!PORT or unix!PATH; sizes take K, M, G (powers of 1024)\n"
+             "write: a new file (truncated, removed at the end), or with --overwrite the\n"
+             "existing --file, written in place and kept\n",
              message);
   std::exit(2);
 }
@@ -113,6 +115,7 @@ struct Options {
   uint64_t bytes = 0;
   double warmup = 0.5;
   bool json = false;
+  bool overwrite = false;  // write: into the existing --file, not a new file
   uint32_t idle_connections = 0;
 };
 
@@ -320,7 +323,7 @@ class Load {
   }
 
   void Setup() {
-    if (opt_.op == "getattr" || opt_.op == "read") {
+    if (opt_.op == "getattr" || opt_.op == "read" || opt_.overwrite) {
       Frame walk{0,
                  wire::Twalk{.fid = kRootFid, .newfid = kFileFid, .wnames = SplitPath(opt_.file)}};
       conn_.Call(walk, [&](const Frame& r) {
@@ -340,7 +343,14 @@ class Load {
       conn_.Call(Frame{0, wire::Tlopen{.fid = kFileFid, .flags = kDotlRdonly}},
                  [](const Frame&) {});
     }
-    if (opt_.op == "write") {
+    if (opt_.op == "write" && opt_.overwrite) {
+      size_ = opt_.size != 0 ? opt_.size : uint64_t{1} << 30;
+      conn_.Call(Frame{0, wire::Tlopen{.fid = kFileFid, .flags = kDotlWronly}},
+                 [&](const Frame& r) {
+                   if (!std::holds_alternative<wire::Rlopen>(r.msg))
+                     Die(fmt::format("cannot open '{}' for writing", opt_.file));
+                 });
+    } else if (opt_.op == "write") {
       size_ = opt_.size != 0 ? opt_.size : uint64_t{1} << 30;
       write_name_ = opt_.file.empty() ? fmt::format("p9load-write-{}", getpid()) : opt_.file;
       conn_.Call(Frame{0, wire::Twalk{.fid = kRootFid, .newfid = kFileFid}}, [](const Frame&) {});
@@ -356,7 +366,7 @@ class Load {
   void Teardown() {
     if (opt_.op == "create") return;
     conn_.Call(Frame{0, wire::Tclunk{.fid = kFileFid}}, [](const Frame&) {});
-    if (opt_.op == "write") {
+    if (opt_.op == "write" && !opt_.overwrite) {
       wire::Twalk walk{.fid = kRootFid, .newfid = kScratchFid};
       (void)walk.wnames.push_back(write_name_);
       conn_.Call(Frame{0, walk}, [](const Frame&) {});
@@ -592,6 +602,8 @@ Options ParseOptions(int argc, char** argv) {
       opt.warmup = seconds();
     } else if (arg == "--json") {
       opt.json = true;
+    } else if (arg == "--overwrite") {
+      opt.overwrite = true;
     } else if (arg == "--idle-connections") {
       opt.idle_connections = static_cast<uint32_t>(number(100000));
     } else if (arg == "-h" || arg == "--help") {
@@ -605,6 +617,8 @@ Options ParseOptions(int argc, char** argv) {
     Usage(fmt::format("unknown --op '{}'", opt.op));
   }
   if (opt.msize < 4096) Usage("--msize must be at least 4096");
+  if (opt.overwrite && (opt.op != "write" || opt.file.empty()))
+    Usage("--overwrite needs --op write and --file");
   if (opt.duration == 0 && opt.bytes == 0 && opt.idle_connections == 0) opt.duration = 5;
   return opt;
 }

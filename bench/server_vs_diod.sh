@@ -8,7 +8,10 @@
 # shows the median and the best round of each server):
 #   getattr 1/16 outstanding   p9load --op getattr on the 1 GiB file, one connection
 #   diodload -g -n 1/16        diodload's getattr loop on ctl/null, 1 resp. 16 threads
-#   read/write msize 64K/1M    p9load, 1 GiB sequential, IO_OUTSTANDING (4) in flight
+#   read/write msize 64K/1M    p9load, 1 GiB sequential, IO_OUTSTANDING (4) in flight;
+#                              each write makes a new file (tmpfs allocates its pages)
+#   overwrite msize 64K/1M     the same writes into an existing 1 GiB file (p9load
+#                              --overwrite): the server's work without the allocation
 #   create+unlink 1/16         p9load --op create: Twalk, Tlcreate, Tclunk, Twalk, Tremove
 #   RSS, RssAnon               VmRSS (all resident pages) and RssAnon (private memory)
 #                              of each fresh server, idle and with 100 and 1000 idle
@@ -43,11 +46,14 @@ done
 EXPORT=$BENCH_DIR/export
 mkdir -p "$EXPORT"
 chmod 755 "$BENCH_DIR" "$EXPORT"
-# The 1 GiB file every read row reads; created once, reused by every row.
-if [ "$(stat -c %s "$EXPORT/big" 2>/dev/null || echo 0)" != 1073741824 ]; then
-  rm -f "$EXPORT/big"
-  fallocate -l 1G "$EXPORT/big" 2>/dev/null || dd if=/dev/zero of="$EXPORT/big" bs=1M count=1024 status=none
-fi
+# The 1 GiB file every read row reads and the one the overwrite rows write; created once,
+# reused by every row.
+for f in big wfile; do
+  if [ "$(stat -c %s "$EXPORT/$f" 2>/dev/null || echo 0)" != 1073741824 ]; then
+    rm -f "$EXPORT/$f"
+    fallocate -l 1G "$EXPORT/$f" 2>/dev/null || dd if=/dev/zero of="$EXPORT/$f" bs=1M count=1024 status=none
+  fi
+done
 
 PIDS=()
 cleanup() {
@@ -148,6 +154,8 @@ run_rows() {  # run_rows SERVER: every workload row once against SERVER
       --outstanding "$IO_OUTSTANDING" --bytes "$IO_BYTES"
     p9load "write $IO_BYTES, msize $msize (MB/s)" $s mb_s --op write --size 1G --msize $msize \
       --outstanding "$IO_OUTSTANDING" --bytes "$IO_BYTES"
+    p9load "overwrite $IO_BYTES, msize $msize (MB/s)" $s mb_s --op write --file wfile --overwrite \
+      --size 1G --msize $msize --outstanding "$IO_OUTSTANDING" --bytes "$IO_BYTES"
   done
   p9load "create+unlink, 1 outstanding (ops/s)" $s ops_s --op create --outstanding 1 \
     --duration "$OP_SECONDS"
