@@ -343,15 +343,14 @@ class Load {
       conn_.Call(Frame{0, wire::Tlopen{.fid = kFileFid, .flags = kDotlRdonly}},
                  [](const Frame&) {});
     }
+    if (opt_.op == "write") size_ = opt_.size != 0 ? opt_.size : uint64_t{1} << 30;
     if (opt_.op == "write" && opt_.overwrite) {
-      size_ = opt_.size != 0 ? opt_.size : uint64_t{1} << 30;
       conn_.Call(Frame{0, wire::Tlopen{.fid = kFileFid, .flags = kDotlWronly}},
                  [&](const Frame& r) {
                    if (!std::holds_alternative<wire::Rlopen>(r.msg))
                      Die(fmt::format("cannot open '{}' for writing", opt_.file));
                  });
     } else if (opt_.op == "write") {
-      size_ = opt_.size != 0 ? opt_.size : uint64_t{1} << 30;
       write_name_ = opt_.file.empty() ? fmt::format("p9load-write-{}", getpid()) : opt_.file;
       conn_.Call(Frame{0, wire::Twalk{.fid = kRootFid, .newfid = kFileFid}}, [](const Frame&) {});
       conn_.Call(Frame{0, wire::Tlcreate{.fid = kFileFid,
