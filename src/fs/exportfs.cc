@@ -113,6 +113,7 @@ class ExportNode : public Node {
   Result<size_t> Read(uint64_t offset, std::span<std::byte> out) override;
   int data_fd() const override { return type_ == S_IFREG ? open_fd_.get() : -1; }
   Result<size_t> Write(uint64_t offset, std::span<const std::byte> data) override;
+  Result<size_t> WriteFromPipe(uint64_t offset, int pipe_fd, size_t count) override;
   Result<size_t> ReadDir(uint64_t offset, std::span<std::byte> out) override;
   Result<wire::Qid> Mkdir(std::string_view name, uint32_t mode, uint32_t gid) override;
   Result<wire::Qid> Symlink(std::string_view name, std::string_view target, uint32_t gid) override;
@@ -405,6 +406,28 @@ Result<size_t> ExportNode::Write(uint64_t offset, std::span<const std::byte> dat
   ssize_t n = Retry([&] { return ::pwrite(*fd, data.data(), data.size(), offset); });
   if (n < 0) return Errno(errno, "write");
   return static_cast<size_t>(n);
+}
+
+Result<size_t> ExportNode::WriteFromPipe(uint64_t offset, int pipe_fd, size_t count) {
+  if (auto ok = CheckWritable("write"); !ok) return Unexpected(ok.error());
+  auto fd = OpenFd("write");
+  if (!fd) return Unexpected(fd.error());
+  if (offset > static_cast<uint64_t>(INT64_MAX)) return Errno(EINVAL, "write offset");
+  // From the pipe into the file's pages: the kernel's one copy, as pwrite's.
+  auto off = static_cast<loff_t>(offset);
+  size_t done = 0;
+  while (done < count) {
+    ssize_t n = ::splice(pipe_fd, nullptr, *fd, &off, count - done, SPLICE_F_MOVE);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINVAL && done == 0) {
+      // O_APPEND (splice refuses it) or a file system that cannot take a splice.
+      return Node::WriteFromPipe(offset, pipe_fd, count);
+    }
+    if (n < 0 && done == 0) return Errno(errno, "write");
+    if (n <= 0) break;  // a short write: what is done is done (ENOSPC after some, ...)
+    done += static_cast<size_t>(n);
+  }
+  return done;
 }
 
 // struct linux_dirent64, as getdents64(2) fills it.

@@ -16,6 +16,9 @@ constexpr uint32_t kMinMsize = 256;
 // A read of at least this much is bulk work for IoThreads (a spare thread may join to
 // overlap such copies on another core).
 constexpr uint32_t kBulkBytes = 32 * 1024;
+// Twrite data smaller than this is read into memory: below it two splices cost about what
+// a copy does (as for reads, ops.cc).
+constexpr size_t kSpliceWriteMin = 16 * 1024;
 
 // Writes are not: writes to one file take its inode lock in turn, so a second thread
 // writing the same stream only waits for the first (perf: rwsem spinning, context
@@ -55,6 +58,8 @@ void Connection::Start(std::function<void()> on_closed) {
     on_closed_ = std::move(on_closed);
   }
   channel_->SetMaxFrame(options_.msize);
+  // Twrite data from the socket into pipes and on into files, as reads go the other way.
+  if (splices_ && pipes_ != nullptr) channel_->SpliceWrites(pipes_, kSpliceWriteMin);
   Log(LogLevel::kDebug, "{}: connected", channel_->peer());
   channel_->Start([self = shared_from_this()](std::span<const std::byte> f) { self->OnFrame(f); },
                   [self = shared_from_this()](const Error& why) { self->OnClosed(why); });
@@ -118,6 +123,8 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
   // where in the arena its data should go, or accept it in a pipe.
   const std::span<const std::byte> payload = channel_->FramePayload();
   const ReplyTo to{.placement = channel_->FramePlacement(), .pipe = channel_->FrameAcceptsPipe()};
+  // Over tcp and unix a large Twrite's data may wait in a pipe instead.
+  std::shared_ptr<transport::SplicePipe> data = channel_->FrameDataPipe();
   Result<wire::Frame> frame = wire::Decode(bytes, payload, decode_as, limits);
   if (!frame) {
     stats_.malformed_frames++;
@@ -127,7 +134,10 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
     return;
   }
   uint16_t tag = frame->tag;
-  if (trace_) Log(LogLevel::kInfo, "{} <- {}", channel_->peer(), wire::Format(*frame, dialect()));
+  if (trace_) {
+    Log(LogLevel::kInfo, "{} <- {}{}", channel_->peer(), wire::Format(*frame, dialect()),
+        data ? fmt::format(" (+{} bytes ahead of its data, in a pipe)", data->pending) : "");
+  }
 
   if (const auto* tv = std::get_if<wire::Tversion>(&frame->msg)) {
     HandleVersion(tag, *tv);
@@ -181,7 +191,7 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
     keep = std::move(copy);
   }
   if (RunsInline(*frame)) {
-    Complete(tag, Run(tag, std::move(keep), *frame, to), generation);
+    Complete(tag, Run(tag, std::move(keep), *frame, to, std::move(data)), generation);
     return;
   }
   // It may block. The last frame read so far runs here once the channel reads on
@@ -192,18 +202,18 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
     transport::OutFrame out;
     {
       IoThreads::BlockingScope blocking(threads_, IsBulk(*frame));
-      out = Run(tag, std::move(keep), *frame, to);
+      out = Run(tag, std::move(keep), *frame, to, std::move(data));
     }
     Complete(tag, std::move(out), generation);
     return;
   }
   channel_->YieldAfterFrame();
   asio::post(io_, [self = shared_from_this(), tag, keep = std::move(keep), f = std::move(*frame),
-                   generation, to]() mutable {
+                   generation, to, data = std::move(data)]() mutable {
     transport::OutFrame out;
     {
       IoThreads::BlockingScope blocking(self->threads_, IsBulk(f));
-      out = self->Run(tag, std::move(keep), f, to);
+      out = self->Run(tag, std::move(keep), f, to, std::move(data));
     }
     self->Complete(tag, std::move(out), generation);
   });
@@ -257,8 +267,9 @@ void Connection::HandleFlushLocked(uint16_t tag, const wire::Tflush& tf) {
 }
 
 transport::OutFrame Connection::Run(uint16_t tag, std::shared_ptr<const void> keep,
-                                    const wire::Frame& frame, ReplyTo to) {
-  Result<Reply> reply = HandleRequest(*this, frame, to);
+                                    const wire::Frame& frame, ReplyTo to,
+                                    std::shared_ptr<transport::SplicePipe> data) {
+  Result<Reply> reply = HandleRequest(*this, frame, to, data.get());
   if (!reply) reply = ErrorReply(reply.error());
   if (!reply->keep) reply->keep = std::move(keep);  // views may point into the request
   if (trace_) {

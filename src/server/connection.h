@@ -108,8 +108,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void HandleFlushLocked(uint16_t tag, const wire::Tflush& tf);
   // Performs the request and encodes its reply; `keep` holds the request's bytes;
   // `to` is where the client asked a read's data to go.
+  // `data` holds a Twrite's first bytes when they wait in a pipe (Channel::FrameDataPipe).
   transport::OutFrame Run(uint16_t tag, std::shared_ptr<const void> keep, const wire::Frame& frame,
-                          ReplyTo to);
+                          ReplyTo to, std::shared_ptr<transport::SplicePipe> data);
   bool RunsInline(const wire::Frame& frame);
   // Sends a request's reply (and the Rflush of any Tflush waiting for it).
   void Complete(uint16_t tag, transport::OutFrame out, uint64_t generation);
@@ -160,7 +161,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
 // the channel then sends as a reference: the one copy is the file server's own.
 // `to.pipe`: the client takes a Tread's data in a pipe (shm): a file that can be spliced
 // is, and the pipe handed over; nothing is copied here.
-Result<Reply> HandleRequest(Connection& conn, const wire::Frame& frame, ReplyTo to = {});
+// `data`: a Twrite's data begins with the bytes waiting in this pipe (the frame's own
+// data follows them); they go to Node::WriteFromPipe.
+Result<Reply> HandleRequest(Connection& conn, const wire::Frame& frame, ReplyTo to = {},
+                            transport::SplicePipe* data = nullptr);
 
 }  // namespace ninefold::server
 

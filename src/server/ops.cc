@@ -4,7 +4,9 @@
 #include "ops.h"
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <optional>
@@ -37,7 +39,7 @@ Result<void> CheckName(std::string_view name) {
 
 class Ops {
  public:
-  Ops(Connection& c, ReplyTo to) : c_(c), to_(to) {}
+  Ops(Connection& c, ReplyTo to, transport::SplicePipe* data) : c_(c), to_(to), data_(data) {}
 
   // --- session -------------------------------------------------------------------------
   Result<Reply> operator()(const wire::Tauth&) {
@@ -216,16 +218,35 @@ class Ops {
     if (!fid) return Unexpected(fid.error());
     Fid& f = **fid;
     if (f.xattr == Fid::Xattr::kWrite) {
-      if (m.offset != f.xattr_value.size() || f.xattr_value.size() + m.data.size() > f.xattr_size) {
+      std::string value;
+      if (data_ != nullptr) {
+        Result<std::string> piped = PipedBytes();
+        if (!piped) return Unexpected(piped.error());
+        value = std::move(*piped);
+      }
+      value.append(m.data.AsString());
+      if (m.offset != f.xattr_value.size() || f.xattr_value.size() + value.size() > f.xattr_size) {
         return Errno(EINVAL, "xattr write out of order or beyond its size");
       }
-      f.xattr_value.append(m.data.AsString());
-      return Reply{wire::Rwrite{.count = static_cast<uint32_t>(m.data.size())}, nullptr};
+      f.xattr_value.append(value);
+      return Reply{wire::Rwrite{.count = static_cast<uint32_t>(value.size())}, nullptr};
     }
     if (!f.open) return Errno(EBADF, "write on a fid that is not open");
-    Result<size_t> n = f.node->Write(m.offset, m.data.bytes);
-    if (!n) return Unexpected(n.error());
-    return Reply{wire::Rwrite{.count = static_cast<uint32_t>(*n)}, nullptr};
+    // The data may begin in a pipe (the channel spliced it from the socket); the frame
+    // holds the rest, if any. A short write of the first part ends it there.
+    size_t written = 0;
+    if (data_ != nullptr) {
+      const size_t piped = data_->pending;
+      Result<size_t> n = WritePiped(*f.node, m.offset);
+      if (!n) return Unexpected(n.error());
+      written = *n;
+      if (written < piped || m.data.bytes.empty()) {
+        return Reply{wire::Rwrite{.count = static_cast<uint32_t>(written)}, nullptr};
+      }
+    }
+    Result<size_t> n = f.node->Write(m.offset + written, m.data.bytes);
+    if (!n && written == 0) return Unexpected(n.error());
+    return Reply{wire::Rwrite{.count = static_cast<uint32_t>(written + (n ? *n : 0))}, nullptr};
   }
 
   // --- 9P2000.L --------------------------------------------------------------------------
@@ -467,14 +488,51 @@ class Ops {
     return f.node->SetXattr(f.xattr_name, f.xattr_value, f.xattr_flags);
   }
 
+  // A Twrite's first bytes, waiting in a pipe (its read end is non-blocking and holds
+  // them): into the node with WriteFromPipe; what it does not take stays (pending says
+  // how much, so the pool closes a pipe that was not emptied).
+  Result<size_t> WritePiped(fs::Node& node, uint64_t offset) {
+    const size_t count = data_->pending;
+    Result<size_t> n = node.WriteFromPipe(offset, data_->read_fd, count);
+    int left = 0;
+    if (n && *n == count) {
+      data_->pending = 0;
+    } else {  // what the node left in the pipe (1 when unknown: the pool closes it)
+      data_->pending =
+          ::ioctl(data_->read_fd, FIONREAD, &left) == 0 ? static_cast<size_t>(left) : 1;
+    }
+    if (n) c_.stats().bytes_written_from_pipes += count - data_->pending;
+    return n;
+  }
+
+  // The pipe's bytes as a string (xattr values are kept in memory).
+  Result<std::string> PipedBytes() {
+    std::string bytes(data_->pending, '\0');
+    size_t got = 0;
+    while (got < bytes.size()) {
+      ssize_t n = ::read(data_->read_fd, bytes.data() + got, bytes.size() - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Errno(EIO, "write: the data's pipe holds less than announced");
+      got += static_cast<size_t>(n);
+    }
+    data_->pending = 0;
+    return bytes;
+  }
+
   Connection& c_;
-  ReplyTo to_;  // where the client wants a Tread's data
+  ReplyTo to_;                   // where the client wants a Tread's data
+  transport::SplicePipe* data_;  // where a Twrite's data begins, or null
 };
 
 }  // namespace
 
-Result<Reply> HandleRequest(Connection& conn, const wire::Frame& frame, ReplyTo to) {
-  return std::visit(Ops(conn, to), frame.msg);
+Result<Reply> HandleRequest(Connection& conn, const wire::Frame& frame, ReplyTo to,
+                            transport::SplicePipe* data) {
+  if (data != nullptr && data->pending > 0 && !std::holds_alternative<wire::Twrite>(frame.msg)) {
+    return Errno(EPROTO, "data in a pipe for a request that is not a Twrite");
+  }
+  if (data != nullptr && data->pending == 0) data = nullptr;
+  return std::visit(Ops(conn, to, data), frame.msg);
 }
 
 }  // namespace ninefold::server

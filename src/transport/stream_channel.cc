@@ -7,11 +7,13 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -40,6 +42,10 @@ constexpr uint32_t kDefaultMaxFrame = 16u << 20;
 constexpr size_t kSpareChunks = 2;
 // Queued frames gathered into one write.
 constexpr size_t kMaxIov = 64;
+// A Twrite's head: size[4] type[1] tag[2] fid[4] offset[8] count[4], in every dialect.
+constexpr size_t kTwriteHead = 23;
+constexpr size_t kTwriteCountAt = 19;
+constexpr uint8_t kTwrite = 118;
 
 Error FromAsio(const std::error_code& ec, std::string_view what) {
   return Error(ec, std::string(what));
@@ -155,12 +161,21 @@ class StreamChannel final : public Channel,
   size_t queued_bytes() const override { return queued_.load(std::memory_order_relaxed); }
   bool can_splice() const override { return is_socket_; }
 
+  void SpliceWrites(PipePool* pool, size_t min_bytes) override {
+    if (!is_socket_) return;
+    write_pipes_ = pool;
+    splice_write_min_ = std::max(min_bytes, size_t{1});
+  }
+  std::shared_ptr<SplicePipe> FrameDataPipe() const override { return frame_pipe_; }
+
   bool ReadAhead() override {
     // Only on the read loop's thread, inside on_frame_, after RetainFrame.
     if (handoff_ == nullptr || !chunk_->held() || CompleteFrameBuffered()) return false;
-    std::byte* dst;
-    size_t room;
-    MakeRoom(&dst, &room);
+    // A Twrite's head alone is buffered: the loop moves its data into a pipe next.
+    const bool fill_next = write_pipes_ != nullptr && end_ - begin_ == kTwriteHead;
+    std::byte* dst = nullptr;
+    size_t room = 0;
+    if (!fill_next) NextRead(&dst, &room);
     std::lock_guard lock(mu_);
     if (closed_ || paused_.load(std::memory_order_relaxed)) return false;
     // From here the read loop belongs to the read started below: DeliverFrames must not
@@ -168,7 +183,12 @@ class StreamChannel final : public Channel,
     handoff_->done = true;
     handoff_->handler = on_frame_;
     handoff_ = nullptr;
-    StartReadLocked(dst, room);
+    frame_pipe_.reset();  // the handler took it before (FrameDataPipe)
+    if (fill_next) {
+      asio::post(stream_.get_executor(), [self = this->shared_from_this()] { self->ReadLoop(); });
+    } else {
+      StartReadLocked(dst, room);
+    }
     return true;
   }
 
@@ -231,13 +251,19 @@ class StreamChannel final : public Channel,
     return true;
   }
 
-  // The read loop: delivers every complete frame, then reads more. Asio's read tries the
-  // descriptor at once and only waits in the reactor when it would block.
+  // The read loop: delivers every complete frame, moves a Twrite's data into a pipe when
+  // it may (SpliceWrites), then reads more. Asio's read tries the descriptor at once and
+  // only waits in the reactor when it would block.
   void ReadLoop() {
-    if (!DeliverFrames()) return;
+    for (;;) {
+      if (!DeliverFrames()) return;
+      if (data_pipe_ == nullptr && !StartFill()) break;
+      if (fill_left_ == 0) break;  // filled: the rest of the frame is read into memory
+      if (!Fill()) return;
+    }
     std::byte* dst;
     size_t room;
-    MakeRoom(&dst, &room);
+    NextRead(&dst, &room);
     std::shared_ptr<FrameHandler> drop;
     std::lock_guard lock(mu_);
     if (closed_ || paused_.load(std::memory_order_relaxed)) {
@@ -256,16 +282,112 @@ class StreamChannel final : public Channel,
 
   void OnRead(const std::error_code& ec, size_t n) {
     if (ec) {
-      if (!closed_.load(std::memory_order_acquire)) {
-        Stop(ec == asio::error::eof ? Error() : FromAsio(ec, "read"));
-      }
-      std::shared_ptr<FrameHandler> drop;
-      std::lock_guard lock(mu_);
-      drop = EndReadLoopLocked();
+      EndReadLoopOnError(ec == asio::error::eof ? Error() : FromAsio(ec, "read"));
       return;
     }
     end_ += n;
     ReadLoop();
+  }
+
+  // The read loop fails: stops the channel (unless closed already) and ends the loop.
+  void EndReadLoopOnError(const Error& why) {
+    if (!closed_.load(std::memory_order_acquire)) Stop(why);
+    std::shared_ptr<FrameHandler> drop;
+    std::lock_guard lock(mu_);
+    drop = EndReadLoopLocked();
+  }
+
+  // --- Twrite data into pipes (SpliceWrites) ---------------------------------------------
+  // Exactly a Twrite's head is buffered, its data (at least splice_write_min_ bytes) is
+  // still in the socket and a pipe is free: takes the pipe (data_pipe_) and starts
+  // filling it. False when the data is to be read the ordinary way.
+  bool StartFill() {
+    if (write_pipes_ == nullptr || end_ - begin_ != kTwriteHead) return false;
+    const std::byte* head = chunk_->bytes.get() + begin_;
+    uint32_t size;
+    uint32_t count;
+    std::memcpy(&size, head, 4);
+    std::memcpy(&count, head + kTwriteCountAt, 4);
+    // A size that disagrees with the count is read whole and refused by the decoder.
+    if (static_cast<uint8_t>(head[4]) != kTwrite || count < splice_write_min_ ||
+        size != kTwriteHead + count) {
+      return false;
+    }
+    data_pipe_ = write_pipes_->Take();
+    if (data_pipe_ == nullptr) return false;
+    fill_left_ = count;
+    return true;
+  }
+
+  // Moves the Twrite's data from the socket into data_pipe_ (under mu_: the descriptor is
+  // closed under it). True once all of it is there, or the pipe is full (the rest is then
+  // read into memory): the frame's head then counts only what is still in the socket.
+  // False when the loop ended here: waiting for the socket, stopped or paused.
+  bool Fill() {
+    std::optional<Error> failed;
+    {
+      std::shared_ptr<FrameHandler> drop;
+      std::lock_guard lock(mu_);
+      if (closed_ || paused_.load(std::memory_order_relaxed)) {
+        drop = EndReadLoopLocked();
+        return false;
+      }
+      const int socket = stream_.native_handle();
+      while (fill_left_ > 0) {
+        ssize_t n = ::splice(socket, nullptr, data_pipe_->write_fd, nullptr, fill_left_,
+                             SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+          data_pipe_->pending += static_cast<size_t>(n);
+          fill_left_ -= static_cast<size_t>(n);
+          continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) {
+          int queued = 0;
+          if (::ioctl(socket, FIONREAD, &queued) == 0 && queued > 0) break;  // the pipe is full
+          stream_.async_wait(Stream::wait_read,
+                             [self = this->shared_from_this()](const std::error_code& ec) {
+                               if (ec) return self->EndReadLoopOnError(FromAsio(ec, "read"));
+                               self->ReadLoop();
+                             });
+          return false;
+        }
+        if (n < 0 && errno == EINVAL && data_pipe_->pending == 0) {
+          write_pipes_ = nullptr;  // this socket cannot be spliced from: read as before
+          break;
+        }
+        failed = n == 0 ? Error() : FromErrno(errno, "splice from socket");  // EOF mid-frame
+        break;
+      }
+    }
+    if (failed) {
+      EndReadLoopOnError(*failed);
+      return false;
+    }
+    uint32_t rest = static_cast<uint32_t>(fill_left_);
+    uint32_t size = static_cast<uint32_t>(kTwriteHead) + rest;
+    std::byte* head = chunk_->bytes.get() + begin_;
+    std::memcpy(head, &size, 4);
+    std::memcpy(head + kTwriteCountAt, &rest, 4);
+    fill_left_ = 0;
+    if (data_pipe_->pending == 0) data_pipe_.reset();
+    return true;
+  }
+
+  // Where the next read goes and how much it may take: while writes are spliced, no
+  // further than the next Twrite head (or the end of the frame being read), so that the
+  // data of the Twrite that follows is still in the socket when its head is here.
+  void NextRead(std::byte** dst, size_t* room) {
+    MakeRoom(dst, room);
+    if (!exact_reads_ || write_pipes_ == nullptr) return;
+    const size_t avail = end_ - begin_;
+    size_t want = kTwriteHead - std::min(avail, kTwriteHead);
+    if (want == 0) {
+      uint32_t size;
+      std::memcpy(&size, chunk_->bytes.get() + begin_, 4);
+      want = size - avail;  // a partial frame: DeliverFrames checked its size
+    }
+    *room = std::min(*room, want);
   }
 
   bool CompleteFrameBuffered() const {
@@ -295,12 +417,23 @@ class StreamChannel final : public Channel,
       if (avail < size) return true;
       std::span<const std::byte> frame(chunk_->bytes.get() + begin_, size);
       begin_ += size;
+      frame_pipe_ = std::move(data_pipe_);  // filled for this frame, if any
+      if (write_pipes_ != nullptr) exact_reads_ = IsLargeWrite(frame);
       Handoff handoff;
       handoff_ = &handoff;
       (*on_frame_)(frame);
       if (handoff.done) return false;
       handoff_ = nullptr;
+      frame_pipe_.reset();
     }
+  }
+
+  // A Twrite whose data is worth a pipe (counting what one holds already).
+  bool IsLargeWrite(std::span<const std::byte> frame) const {
+    if (frame.size() < kTwriteHead || static_cast<uint8_t>(frame[4]) != kTwrite) return false;
+    uint32_t count;
+    std::memcpy(&count, frame.data() + kTwriteCountAt, 4);
+    return count + (frame_pipe_ ? frame_pipe_->pending : 0) >= splice_write_min_;
   }
 
   // A chunk of at least `size` bytes that nothing holds: a spare, or a new one.
@@ -481,6 +614,15 @@ class StreamChannel final : public Channel,
   size_t begin_ = 0;  // first byte of the next frame
   size_t end_ = 0;    // end of the bytes read
   std::vector<std::shared_ptr<Chunk>> spares_;
+
+  // Twrite data into pipes (SpliceWrites): set before Start; write_pipes_ is dropped by
+  // the read loop if the socket cannot splice. The rest is the read loop's own.
+  PipePool* write_pipes_ = nullptr;
+  size_t splice_write_min_ = 0;
+  bool exact_reads_ = false;                // the last frame was a large Twrite
+  std::shared_ptr<SplicePipe> data_pipe_;   // of the Twrite at begin_ (filling or filled)
+  size_t fill_left_ = 0;                    // its bytes still to move into data_pipe_
+  std::shared_ptr<SplicePipe> frame_pipe_;  // the delivered frame's, during on_frame_
 };
 
 // Accepts connections. Its handlers may run on any thread running the io_context, and

@@ -28,6 +28,7 @@
 #include "ninefold/client/fs.h"
 #include "ninefold/fs/exportfs.h"
 #include "ninefold/fs/ramfs.h"
+#include "ninefold/fs/readonly.h"
 #include "ninefold/fs/synthetic.h"
 #include "ninefold/wire/codec.h"
 
@@ -586,6 +587,12 @@ class SpliceTest : public ::testing::Test {
     auto exp = fs::MakeExportFs(dir_.string());
     ASSERT_TRUE(exp) << exp.error().ToString();
     table_.Add("x", std::move(*exp));
+    auto ram = fs::MakeRamFs();
+    ASSERT_TRUE(ram) << ram.error().ToString();
+    table_.Add("ram", std::move(*ram));
+    auto ro = fs::MakeExportFs(dir_.string());
+    ASSERT_TRUE(ro) << ro.error().ToString();
+    table_.Add("ro", fs::MakeReadOnly(std::move(*ro)));
     server_ = std::make_unique<Server>(
         table_, ServerOptions{.msize = 1 << 20, .worker_threads = 4, .splice_pipes = splice_pipes});
     auto bound = server_->Listen(*transport::ParseAddress("tcp!127.0.0.1!0"));
@@ -752,6 +759,270 @@ TEST_F(SpliceTest, ZeroPipesMeansEveryReadIsCopied) {
   EXPECT_TRUE(DataOf(*f) == Expected(0, 500000));
   EXPECT_EQ(server_->stats().bytes_spliced.load(), 0u);
   EXPECT_EQ(server_->stats().bytes_read.load(), 500000u);
+}
+
+// --- Twrite data from the socket into pipes (Channel::SpliceWrites, Node::WriteFromPipe)
+
+// Random bytes, different for every seed.
+std::vector<std::byte> RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<std::byte> v(n);
+  for (auto& b : v) b = static_cast<std::byte>(rng());
+  return v;
+}
+
+class SpliceWriteTest : public SpliceTest {
+ protected:
+  // Creates `name` (O_RDWR | extra flags) on fid 1 of a fresh connection to export `aname`.
+  std::unique_ptr<RawClient> CreateFile(bool tcp, std::string_view name, std::string aname = "x",
+                                        uint32_t extra = 0) {
+    auto c = tcp ? std::make_unique<RawClient>(port_) : std::make_unique<RawClient>(socket_);
+    c->Version(Dialect::k9P2000L, 1 << 20);
+    c->Attach(0, aname);
+    c->Call<wire::Rwalk>(2, wire::Twalk{.fid = 0, .newfid = 1, .wnames = {}});
+    c->Call<wire::Rlcreate>(3, wire::Tlcreate{.fid = 1,
+                                              .name = name,
+                                              .flags = static_cast<uint32_t>(O_RDWR) | extra,
+                                              .mode = 0644,
+                                              .gid = 0});
+    return c;
+  }
+  std::string FileOnDisk(std::string_view name) const {
+    std::ifstream in(dir_ / name, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  static std::string AsString(std::span<const std::byte> b) {
+    return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+  }
+  // Reads [0, size) of fid 1 back through the server.
+  static std::string ReadBack(RawClient& c, uint64_t size) {
+    std::string got;
+    while (got.size() < size) {
+      auto f = c.Recv(0ms);  // nothing may be left over
+      EXPECT_FALSE(f.has_value()) << "an unexpected reply";
+      c.Send(90, wire::Tread{.fid = 1, .offset = got.size(), .count = 1u << 19});
+      f = c.Recv();
+      if (!f || !std::holds_alternative<wire::Rread>(f->msg) || DataOf(*f).empty()) break;
+      got += DataOf(*f);
+    }
+    return got;
+  }
+};
+
+// Writes of every size around the threshold, at every alignment, pipelined with other
+// requests between them (the channel stops reading exactly at a Twrite's head only while
+// large writes come): each Rwrite counts all of its data and the file holds exactly what
+// was written, over unix and tcp.
+TEST_F(SpliceWriteTest, EveryShapeOfWriteLandsInTheFileExactly) {
+  Start(16);
+  const uint32_t max = (1u << 20) - 24;
+  const struct {
+    uint64_t offset;
+    uint32_t count;
+  } writes[] = {
+      {0, max},                     // a whole iounit: more pages than a pipe may hold
+      {max, 16384},                 // exactly the threshold
+      {max + 16384, 16383},         // just under it: read into memory
+      {(1u << 20) + 50000, 65536},  // mid-page
+      {1u << 21, 100},              // small
+      {(1u << 21) + 1000, 300001},  // odd
+      {3u << 20, max},              // a whole one again, page-aligned
+  };
+  for (bool tcp : {false, true}) {
+    SCOPED_TRACE(tcp ? "tcp" : "unix");
+    const std::string name = tcp ? "wtcp" : "wunix";
+    auto c = CreateFile(tcp, name);
+    const uint64_t piped_before = server_->stats().bytes_written_from_pipes.load();
+    std::string model;
+    uint64_t total = 0;
+    for (int pass = 0; pass < 2; ++pass) {
+      // Pass 0 one at a time, pass 1 all in flight at once with a Tgetattr after each.
+      std::vector<std::vector<std::byte>> data;
+      for (size_t i = 0; i < std::size(writes); ++i) {
+        data.push_back(RandomBytes(writes[i].count, static_cast<uint32_t>(pass * 100 + i)));
+        const auto& w = writes[i];
+        if (model.size() < w.offset + w.count) model.resize(w.offset + w.count, '\0');
+        model.replace(w.offset, w.count, AsString(data.back()));
+        total += w.count;
+        const auto tag = static_cast<uint16_t>(10 + i);
+        c->Send(tag, wire::Twrite{.fid = 1, .offset = w.offset, .data = wire::Data(data.back())});
+        if (pass == 1)
+          c->Send(static_cast<uint16_t>(50 + i), wire::Tgetattr{.fid = 1, .request_mask = 0x7ff});
+        for (int replies = pass == 0 ? 1 : 0; replies > 0; --replies) {
+          auto f = c->Recv();
+          ASSERT_TRUE(f) << "no reply to write " << i;
+          ASSERT_TRUE(std::holds_alternative<wire::Rwrite>(f->msg))
+              << wire::Format(*f, c->dialect_);
+          EXPECT_EQ(std::get<wire::Rwrite>(f->msg).count, w.count) << "write " << i;
+        }
+      }
+      if (pass == 1) {
+        std::set<uint16_t> open_tags;
+        for (size_t i = 0; i < std::size(writes); ++i)
+          open_tags.insert({uint16_t(10 + i), uint16_t(50 + i)});
+        while (!open_tags.empty()) {
+          auto f = c->Recv();
+          ASSERT_TRUE(f) << open_tags.size() << " replies missing";
+          ASSERT_EQ(open_tags.erase(f->tag), 1u) << "unexpected tag " << f->tag;
+          if (f->tag < 50) {
+            ASSERT_TRUE(std::holds_alternative<wire::Rwrite>(f->msg))
+                << wire::Format(*f, c->dialect_);
+            EXPECT_EQ(std::get<wire::Rwrite>(f->msg).count, writes[f->tag - 10].count);
+          } else {
+            EXPECT_TRUE(std::holds_alternative<wire::Rgetattr>(f->msg))
+                << wire::Format(*f, c->dialect_);
+          }
+        }
+      }
+    }
+    EXPECT_TRUE(FileOnDisk(name) == model) << "the file differs from what was written";
+    EXPECT_TRUE(ReadBack(*c, model.size()) == model);
+    // Large writes after another large one reach the server in pipes (how much of each
+    // fits in a pipe depends on how the socket's buffers came).
+    EXPECT_GT(server_->stats().bytes_written_from_pipes.load(), piped_before);
+  }
+}
+
+// More large writes in flight than there are pipes: the ones without a pipe are read
+// into memory; every byte lands.
+TEST_F(SpliceWriteTest, MoreWritesInFlightThanPipesAllLand) {
+  Start(2);
+  auto c = CreateFile(/*tcp=*/false, "many");
+  constexpr int kWrites = 40;
+  constexpr uint32_t kCount = 100000;
+  std::string model(static_cast<size_t>(kWrites) * kCount, '\0');
+  std::vector<std::vector<std::byte>> data;
+  for (int i = 0; i < kWrites; ++i) {
+    data.push_back(RandomBytes(kCount, 1000 + i));
+    model.replace(static_cast<size_t>(i) * kCount, kCount, AsString(data.back()));
+    c->Send(
+        static_cast<uint16_t>(10 + i),
+        wire::Twrite{.fid = 1, .offset = uint64_t{kCount} * i, .data = wire::Data(data.back())});
+  }
+  for (int i = 0; i < kWrites; ++i) {
+    auto f = c->Recv();
+    ASSERT_TRUE(f) << "reply " << i << " of " << kWrites << " missing";
+    ASSERT_TRUE(std::holds_alternative<wire::Rwrite>(f->msg)) << wire::Format(*f, c->dialect_);
+    EXPECT_EQ(std::get<wire::Rwrite>(f->msg).count, kCount);
+  }
+  EXPECT_TRUE(FileOnDisk("many") == model);
+  EXPECT_GT(server_->stats().bytes_written_from_pipes.load(), 0u);
+}
+
+// Back ends without a host file take the pipe's bytes through Write (ramfs), refuse them
+// as they refuse any write (a read-only export) or append them (O_APPEND, which splice(2)
+// refuses); a large xattr value arrives whole. The connection stays in step throughout.
+TEST_F(SpliceWriteTest, WritesThatCannotBeSplicedOnStillLand) {
+  Start(16);
+  const std::vector<std::byte> big = RandomBytes(200000, 5);
+  const std::vector<std::byte> big2 = RandomBytes(150000, 6);
+  auto write_twice = [&](RawClient& c) {  // the second comes in a pipe
+    EXPECT_EQ(c.Call<wire::Rwrite>(10, wire::Twrite{.fid = 1, .offset = 0, .data = wire::Data(big)})
+                  .count,
+              big.size());
+    EXPECT_EQ(c.Call<wire::Rwrite>(
+                   11, wire::Twrite{.fid = 1, .offset = big.size(), .data = wire::Data(big2)})
+                  .count,
+              big2.size());
+  };
+  const std::string both = AsString(big) + AsString(big2);
+  {
+    auto c = CreateFile(/*tcp=*/false, "inram", "ram");
+    write_twice(*c);
+    EXPECT_TRUE(ReadBack(*c, both.size()) == both);
+  }
+  {
+    auto c = CreateFile(/*tcp=*/true, "appended", "x", O_APPEND);
+    write_twice(*c);
+    EXPECT_TRUE(FileOnDisk("appended") == both);
+  }
+  {
+    auto c = std::make_unique<RawClient>(socket_);
+    c->Version(Dialect::k9P2000L, 1 << 20);
+    c->Attach(0, "ro");
+    c->Call<wire::Rwalk>(2, wire::Twalk{.fid = 0, .newfid = 1, .wnames = {"file"}});
+    c->Call<wire::Rlopen>(3, wire::Tlopen{.fid = 1, .flags = O_RDONLY});
+    for (uint16_t tag : {10, 11}) {
+      EXPECT_EQ(c->CallError(tag, wire::Twrite{.fid = 1, .offset = 0, .data = wire::Data(big)}),
+                EROFS);
+    }
+    c->Call<wire::Rgetattr>(12, wire::Tgetattr{.fid = 1, .request_mask = 0x7ff});
+  }
+  {
+    auto c = CreateFile(/*tcp=*/false, "withxattr", "ram");
+    const std::vector<std::byte> value = RandomBytes(40000, 7);
+    c->Call<wire::Rwalk>(20, wire::Twalk{.fid = 1, .newfid = 2, .wnames = {}});
+    c->Call<wire::Rxattrcreate>(
+        21,
+        wire::Txattrcreate{.fid = 2, .name = "user.big", .attr_size = value.size(), .flags = 0});
+    write_twice(*c);  // large writes just before, so the value's Twrite comes in a pipe
+    const uint64_t piped = server_->stats().bytes_written_from_pipes.load();
+    EXPECT_EQ(
+        c->Call<wire::Rwrite>(22, wire::Twrite{.fid = 2, .offset = 0, .data = wire::Data(value)})
+            .count,
+        value.size());
+    c->Call<wire::Rclunk>(23, wire::Tclunk{.fid = 2});
+    auto size =
+        c->Call<wire::Rxattrwalk>(24, wire::Txattrwalk{.fid = 1, .newfid = 3, .name = "user.big"});
+    ASSERT_EQ(size.size, value.size());
+    auto f = (c->Send(25, wire::Tread{.fid = 3, .offset = 0, .count = 65536}), c->Recv());
+    ASSERT_TRUE(f && std::holds_alternative<wire::Rread>(f->msg));
+    EXPECT_TRUE(DataOf(*f) == AsString(value));
+    EXPECT_EQ(server_->stats().bytes_written_from_pipes.load(), piped)
+        << "xattr values are not files";
+  }
+  EXPECT_GT(server_->stats().bytes_written_from_pipes.load(), 0u);
+}
+
+// A client that stops in the middle of a large Twrite's data, or sends one whose size
+// disagrees with its count, loses its connection; the server goes on serving.
+TEST_F(SpliceWriteTest, TornAndLyingWritesCloseOnlyThatConnection) {
+  Start(16);
+  const std::vector<std::byte> big = RandomBytes(100000, 9);
+  for (bool tcp : {false, true}) {
+    SCOPED_TRACE(tcp ? "tcp" : "unix");
+    {
+      auto c = CreateFile(tcp, tcp ? "torn-tcp" : "torn-unix");
+      c->Call<wire::Rwrite>(10, wire::Twrite{.fid = 1, .offset = 0, .data = wire::Data(big)});
+      auto frame = wire::Encode(
+          wire::Frame{11, wire::Twrite{.fid = 1, .offset = 0, .data = wire::Data(big)}},
+          Dialect::k9P2000L, 1 << 20);
+      ASSERT_TRUE(frame);
+      c->SendRaw(std::span(*frame).first(23 + 5000));  // the head and 5000 bytes of data
+    }                                                  // closed here
+    {
+      auto c = CreateFile(tcp, "lying");
+      c->Call<wire::Rwrite>(10, wire::Twrite{.fid = 1, .offset = 0, .data = wire::Data(big)});
+      auto frame = wire::Encode(
+          wire::Frame{11, wire::Twrite{.fid = 1, .offset = 0, .data = wire::Data(big)}},
+          Dialect::k9P2000L, 1 << 20);
+      ASSERT_TRUE(frame);
+      const uint32_t lie = 23 + 50000;  // the count still says 100000
+      std::memcpy(frame->data(), &lie, 4);
+      c->SendRaw(std::span(*frame).first(lie));
+      EXPECT_FALSE(c->Recv(2000ms).has_value())
+          << "a Twrite whose size and count disagree was answered";
+    }
+  }
+  auto again = OpenFile();
+  again->Send(4, wire::Tread{.fid = 1, .offset = 7, .count = 100000});
+  auto f = again->Recv();
+  ASSERT_TRUE(f) << "the server stopped serving";
+  EXPECT_TRUE(DataOf(*f) == Expected(7, 100000));
+}
+
+TEST_F(SpliceWriteTest, ZeroPipesMeansWritesAreReadIntoMemory) {
+  Start(0);
+  auto c = CreateFile(/*tcp=*/true, "nopipes");
+  const std::vector<std::byte> big = RandomBytes(500000, 11);
+  for (uint16_t tag : {10, 11, 12}) {
+    EXPECT_EQ(
+        c->Call<wire::Rwrite>(tag, wire::Twrite{.fid = 1, .offset = 0, .data = wire::Data(big)})
+            .count,
+        big.size());
+  }
+  EXPECT_TRUE(FileOnDisk("nopipes") == AsString(big));
+  EXPECT_EQ(server_->stats().bytes_written_from_pipes.load(), 0u);
 }
 
 // Page sharing through the server: large reads of a ramfs file over shm into page-aligned

@@ -5,11 +5,19 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include "asio/io_context.hpp"
+#include "ninefold/transport/channel.h"
 
 namespace ninefold::transport {
 namespace {
@@ -130,6 +138,95 @@ TEST(PipePoolTest, FillPipeRefusesAnOffsetBeyondOffT) {
   Result<size_t> n = FillPipe(*p, file.fd(), uint64_t{1} << 63, 10);
   ASSERT_FALSE(n);
   EXPECT_EQ(n.error().code(), std::errc::invalid_argument);
+}
+
+// --- Twrite data into pipes (Channel::SpliceWrites) on a real unix socket -------------
+
+// A Twrite frame: size[4] type[1] tag[2] fid[4] offset[8] count[4] data.
+std::string TwriteFrame(uint16_t tag, const std::string& data) {
+  std::string f(23, '\0');
+  const uint32_t size = static_cast<uint32_t>(23 + data.size());
+  const uint32_t count = static_cast<uint32_t>(data.size());
+  std::memcpy(f.data(), &size, 4);
+  f[4] = static_cast<char>(118);
+  std::memcpy(f.data() + 5, &tag, 2);
+  std::memcpy(f.data() + 19, &count, 4);
+  return f + data;
+}
+
+TEST(SpliceWritesTest, APipeTakesWhatFitsAndTheFrameCarriesTheRest) {
+  asio::io_context io;
+  // One-page pipes: a pipe has a single slot then, which holds one buffer of the socket's
+  // (up to a compound page), never all of these writes.
+  PipePool pool(4, 4096);
+  const std::string path = "/tmp/splice-writes-" + std::to_string(::getpid()) + ".sock";
+  struct Got {
+    std::string frame;
+    std::string piped;
+  };
+  std::vector<Got> got;
+  std::shared_ptr<Channel> accepted;
+  auto listener = Listen(io, *ParseAddress("unix!" + path), [&](std::shared_ptr<Channel> ch) {
+    accepted = ch;
+    ch->SpliceWrites(&pool, 16 * 1024);
+    ch->Start(
+        [&, ch = ch.get()](std::span<const std::byte> f) {
+          Got g{std::string(reinterpret_cast<const char*>(f.data()), f.size()), ""};
+          if (std::shared_ptr<SplicePipe> pipe = ch->FrameDataPipe()) g.piped = Drain(*pipe);
+          got.push_back(std::move(g));
+        },
+        [](const Error&) {});
+  });
+  ASSERT_TRUE(listener) << listener.error().ToString();
+
+  std::vector<std::string> data;
+  for (size_t n : {200000, 100000, 300000, 150000}) {
+    std::string d(n, '\0');
+    for (size_t i = 0; i < n; ++i) d[i] = static_cast<char>((i * 7 + n) % 253);
+    data.push_back(std::move(d));
+  }
+  // Large, large, a small frame (Tclunk), large, large: the second of each pair comes
+  // while the channel reads only up to Twrite heads.
+  std::string clunk(11, '\0');
+  const uint32_t clunk_size = 11;
+  std::memcpy(clunk.data(), &clunk_size, 4);
+  clunk[4] = static_cast<char>(120);
+  const std::string stream = TwriteFrame(1, data[0]) + TwriteFrame(2, data[1]) + clunk +
+                             TwriteFrame(3, data[2]) + TwriteFrame(4, data[3]);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  std::thread writer(
+      [&] { EXPECT_EQ(::write(fd, stream.data(), stream.size()), ssize_t(stream.size())); });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (got.size() < 5 && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(std::chrono::milliseconds(10));
+  }
+  writer.join();
+  ::close(fd);
+  ASSERT_EQ(got.size(), 5u);
+  EXPECT_EQ(got[2].frame, clunk);
+  EXPECT_TRUE(got[2].piped.empty());
+  size_t piped_frames = 0;
+  for (size_t i : {0, 1, 3, 4}) {
+    const Got& g = got[i];
+    const std::string& want = data[i < 2 ? i : i - 1];
+    uint32_t size, count;
+    std::memcpy(&size, g.frame.data(), 4);
+    std::memcpy(&count, g.frame.data() + 19, 4);
+    EXPECT_EQ(size, g.frame.size()) << "frame " << i;
+    EXPECT_EQ(count + 23, g.frame.size()) << "frame " << i;
+    EXPECT_TRUE(g.piped + g.frame.substr(23) == want) << "frame " << i << ": the data differs";
+    if (!g.piped.empty()) {
+      piped_frames++;
+      EXPECT_GT(count, 0u) << "frame " << i << ": a pipe of one page held it all";
+    }
+  }
+  EXPECT_EQ(piped_frames, 2u) << "the second Twrite of each pair comes in a pipe";
+  accepted->Close();
+  (*listener)->Close();
 }
 
 }  // namespace

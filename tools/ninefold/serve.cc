@@ -103,9 +103,10 @@ int RunServe(const ServeOptions& opt) {
   const server::ServerStats& st = srv.stats();
   Log(LogLevel::kInfo,
       "stopped after {} connection(s), {} request(s); read data: {} bytes read, {} spliced, "
-      "{} shared as pages, {} piped",
+      "{} shared as pages, {} piped; write data: {} bytes from pipes",
       st.connections_accepted.load(), st.requests.load(), st.bytes_read.load(),
-      st.bytes_spliced.load(), st.bytes_shared.load(), st.bytes_piped.load());
+      st.bytes_spliced.load(), st.bytes_shared.load(), st.bytes_piped.load(),
+      st.bytes_written_from_pipes.load());
   // Stopping the server gives SIGINT/SIGTERM back to their default action; the process is
   // leaving, and a second SIGTERM on its way (timeout(1) sends one to the child and one
   // to its group) must not turn a clean exit into a kill.

@@ -100,6 +100,12 @@ class Node {
   }
   // Write data at offset (an O_APPEND open appends); returns bytes written.
   virtual Result<size_t> Write(uint64_t offset, std::span<const std::byte> data);
+  // The same for `count` bytes waiting in a pipe (`pipe_fd`, its read end, non-blocking;
+  // they are there already): the framework's Twrite data when it came from a socket by
+  // splice(2). Returns bytes written; bytes not written may stay in the pipe. The
+  // default reads them into memory and calls Write; a node over a host file moves them
+  // into it in the kernel instead (exportfs).
+  virtual Result<size_t> WriteFromPipe(uint64_t offset, int pipe_fd, size_t count);
   // Directory entries from the position `offset` (0: the start; otherwise the offset
   // field of an entry returned earlier), appended to `out` with wire::AppendDirent until
   // the next one does not fit. Each entry's offset is the position *after* it. Returns

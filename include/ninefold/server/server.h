@@ -70,6 +70,10 @@ struct ServerStats {
   // Tread data spliced into a pipe offered to a client on this host that asked for one
   // (over shm; the channel sends the bytes inline if it cannot hand the pipe over).
   std::atomic<uint64_t> bytes_piped{0};
+  // Twrite data the channel moved from the socket into a pipe (over tcp and unix, with
+  // splice_pipes > 0) rather than into memory; Node::WriteFromPipe takes it from there
+  // (exportfs splices it on into the file: no copy but the file system's own).
+  std::atomic<uint64_t> bytes_written_from_pipes{0};
 };
 
 class Server {

@@ -148,6 +148,21 @@ class Channel {
   // peer's to write too, so it is read without blocking.
   virtual size_t FramePipeBytes() const { return 0; }
   virtual int TakeFramePipe() { return -1; }
+  // Before Start, on a server channel that can_splice(): the data of a Twrite of at least
+  // `min_bytes` may be moved from the socket into a pipe taken from `pool` (splice(2):
+  // the kernel hands the pipe the socket's own buffers, nothing is copied), for a
+  // handler that moves it on into a file the same way. While a client keeps sending
+  // such writes, the channel reads no further than the next frame's Twrite head, so
+  // that its data is still in the socket; any other frame turns that off again. No pipe
+  // free in the pool: the data is read the ordinary way. Other channels ignore it.
+  virtual void SpliceWrites(PipePool* /*pool*/, size_t /*min_bytes*/) {}
+  // Only from inside the FrameHandler, on a channel set up with SpliceWrites: when the
+  // current frame is a Twrite whose data begins with bytes waiting in a pipe, that pipe
+  // (its `pending` bytes come first, at the Twrite's offset); the frame's own size and
+  // count then cover only the data after them (none, unless the pipe filled up first).
+  // Null otherwise. The pipe is the caller's to keep; when it is released with bytes
+  // still in it, the pool closes it.
+  virtual std::shared_ptr<SplicePipe> FrameDataPipe() const { return nullptr; }
   // Only from inside the FrameHandler: the handler queued work on the io_context (a
   // request that may block, posted to run off the read loop) that should run before the
   // channel looks for more frames. A channel that polls (shm) would otherwise keep the io
