@@ -46,9 +46,10 @@ struct ServerOptions {
   // most of a small request's round trip). Zero: sleep at once.
   std::chrono::microseconds spin{50};
   // Reads of exported host files over tcp and unix move the data from the file to the
-  // socket inside the kernel (splice(2) through a pipe; see transport/splice.h): at most
-  // this many pipes at once, shared by all connections (more reads in flight than that
-  // use pread). Zero: never splice.
+  // socket inside the kernel (splice(2) through a pipe; see transport/splice.h), and
+  // Twrites of 16 KiB or more from the socket into the file (Channel::SpliceWrites): at
+  // most this many pipes at once, shared by all connections (more reads or writes in
+  // flight than that are copied). Zero: never splice.
   unsigned splice_pipes = 16;
   // Print every message (also enabled by NINEFOLD_TRACE=1 in the environment).
   bool trace = false;
@@ -70,9 +71,9 @@ struct ServerStats {
   // Tread data spliced into a pipe offered to a client on this host that asked for one
   // (over shm; the channel sends the bytes inline if it cannot hand the pipe over).
   std::atomic<uint64_t> bytes_piped{0};
-  // Twrite data the channel moved from the socket into a pipe (over tcp and unix, with
-  // splice_pipes > 0) rather than into memory; Node::WriteFromPipe takes it from there
-  // (exportfs splices it on into the file: no copy but the file system's own).
+  // Twrite data of files that the channel moved from the socket into a pipe (over tcp and
+  // unix, with splice_pipes > 0) rather than into memory; Node::WriteFromPipe takes it
+  // from there (exportfs splices it on into the file: no copy but the file system's own).
   std::atomic<uint64_t> bytes_written_from_pipes{0};
 };
 
