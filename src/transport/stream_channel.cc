@@ -46,6 +46,9 @@ constexpr size_t kMaxIov = 64;
 constexpr size_t kTwriteHead = 23;
 constexpr size_t kTwriteCountAt = 19;
 constexpr uint8_t kTwrite = 118;
+// Frames after a large Twrite whose successors are still read exactly up to the next
+// Twrite head: a client's getattr between two writes does not cost the second its pipe.
+constexpr unsigned kExactReadFrames = 4;
 
 Error FromAsio(const std::error_code& ec, std::string_view what) {
   return Error(ec, std::string(what));
@@ -379,7 +382,7 @@ class StreamChannel final : public Channel,
   // data of the Twrite that follows is still in the socket when its head is here.
   void NextRead(std::byte** dst, size_t* room) {
     MakeRoom(dst, room);
-    if (!exact_reads_ || write_pipes_ == nullptr) return;
+    if (frames_since_large_write_ > kExactReadFrames || write_pipes_ == nullptr) return;
     const size_t avail = end_ - begin_;
     size_t want = kTwriteHead - std::min(avail, kTwriteHead);
     if (want == 0) {
@@ -418,7 +421,10 @@ class StreamChannel final : public Channel,
       std::span<const std::byte> frame(chunk_->bytes.get() + begin_, size);
       begin_ += size;
       frame_pipe_ = std::move(data_pipe_);  // filled for this frame, if any
-      if (write_pipes_ != nullptr) exact_reads_ = IsLargeWrite(frame);
+      if (write_pipes_ != nullptr) {
+        frames_since_large_write_ =
+            IsLargeWrite(frame) ? 0 : std::min(frames_since_large_write_ + 1, kExactReadFrames + 1);
+      }
       Handoff handoff;
       handoff_ = &handoff;
       (*on_frame_)(frame);
@@ -619,7 +625,7 @@ class StreamChannel final : public Channel,
   // the read loop if the socket cannot splice. The rest is the read loop's own.
   PipePool* write_pipes_ = nullptr;
   size_t splice_write_min_ = 0;
-  bool exact_reads_ = false;                // the last frame was a large Twrite
+  unsigned frames_since_large_write_ = kExactReadFrames + 1;  // saturates there
   std::shared_ptr<SplicePipe> data_pipe_;   // of the Twrite at begin_ (filling or filled)
   size_t fill_left_ = 0;                    // its bytes still to move into data_pipe_
   std::shared_ptr<SplicePipe> frame_pipe_;  // the delivered frame's, during on_frame_

@@ -153,7 +153,7 @@ class Channel {
   // the kernel hands the pipe the socket's own buffers, nothing is copied), for a
   // handler that moves it on into a file the same way. While a client keeps sending
   // such writes, the channel reads no further than the next frame's Twrite head, so
-  // that its data is still in the socket; any other frame turns that off again. No pipe
+  // that its data is still in the socket; a few other frames in a row end that. No pipe
   // free in the pool: the data is read the ordinary way. Other channels ignore it.
   virtual void SpliceWrites(PipePool* /*pool*/, size_t /*min_bytes*/) {}
   // Only from inside the FrameHandler, on a channel set up with SpliceWrites: when the
