@@ -9,8 +9,10 @@
 #
 # Each row: `p9load --op read` of an IO_BYTES file on tmpfs, or `p9load --op write
 # --overwrite` of IO_BYTES into an existing file there, in msize-sized requests (msize - 24
-# bytes), 4 in flight, ROUNDS rounds alternating which server goes first; the table shows
-# the median MB/s of each and the ratio spliced / copied.
+# bytes), 4 in flight, no warm-up, ROUNDS rounds alternating which server goes first; the
+# table shows the median MB/s of each and their ratio, and the median CPU time the server
+# spent per GiB moved (user + system, from /proc/PID/stat: on this machine the client
+# shares the two CPUs, so a server that needs less CPU is not always faster here).
 #
 # Environment: ROUNDS (3), IO_BYTES (1G), BENCH_DIR (/dev/shm/ninefold-splice-bench,
 # removed at the end). Servers listen on 127.0.0.1 or a socket under BENCH_DIR and stop by
@@ -39,7 +41,8 @@ echo "writing a $IO_BYTES file to $BENCH_DIR/export ..." >&2
 head -c "$IO_BYTES" /dev/urandom >"$BENCH_DIR/export/big"
 cp "$BENCH_DIR/export/big" "$BENCH_DIR/export/wfile"
 
-# run PIPES: one server, every row once; appends "row pipes mb_s" lines to $RESULTS.
+# run PIPES: one server, every row once; appends "row pipes mb_s cpu_ms_per_gib" lines to
+# $RESULTS.
 RESULTS=$BENCH_DIR/results
 run() {
   local pipes=$1 port sock pid log
@@ -53,17 +56,25 @@ run() {
   for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
   port=$(sed -n 's/.*listening on tcp!127\.0\.0\.1!\([0-9]*\)$/\1/p' "$log")
   [ -n "$port" ] || { echo "ninefold serve did not start:" >&2; cat "$log" >&2; exit 1; }
+  local server ticks
+  server=$(pgrep -P "$pid")  # timeout's child
+  ticks=$(getconf CLK_TCK)
+  cpu_ms() { awk -v t="$ticks" '{print int(($14 + $15) * 1000 / t)}' "/proc/$server/stat"; }
   for op in read write; do
     local args=(--op read --file big)
     [ "$op" = write ] && args=(--op write --file wfile --overwrite --size "$IO_BYTES")
     for addr in "unix!$sock" "tcp!127.0.0.1!$port"; do
       for msize in 64K 1M; do
-        local out mbs
+        local out mbs bytes before after per_gib
+        before=$(cpu_ms)
         out=$("$P9LOAD" --addr "$addr" --aname "$BENCH_DIR/export" "${args[@]}" \
-          --outstanding 4 --msize "$msize" --bytes "$IO_BYTES")
+          --outstanding 4 --msize "$msize" --bytes "$IO_BYTES" --warmup 0)
+        after=$(cpu_ms)
         mbs=$(sed -n 's/.*mb_s=\([0-9.]*\).*/\1/p' <<<"$out")
-        echo "$op-${addr%%!*}-$msize $pipes $mbs" >>"$RESULTS"
-        echo "  $op ${addr%%!*} msize $msize, splice pipes $pipes: $mbs MB/s" >&2
+        bytes=$(sed -n 's/.* bytes=\([0-9]*\).*/\1/p' <<<"$out")
+        per_gib=$(awk -v c=$((after - before)) -v b="$bytes" 'BEGIN{printf "%d", c * 1073741824 / b}')
+        echo "$op-${addr%%!*}-$msize $pipes $mbs $per_gib" >>"$RESULTS"
+        echo "  $op ${addr%%!*} msize $msize, splice pipes $pipes: $mbs MB/s, server $per_gib ms/GiB" >&2
       done
     done
   done
@@ -78,15 +89,20 @@ for round in $(seq "$ROUNDS"); do
 done
 
 echo
-printf '%-16s | %14s | %14s | %6s\n' "MB/s" "spliced (med)" "copied (med)" "ratio"
-printf '%-16s | %14s | %14s | %6s\n' "---" "---:" "---:" "---:"
+fmt='%-16s | %9s | %9s | %6s | %13s | %13s | %6s\n'
+printf "$fmt" "medians" "spliced" "copied" "ratio" "spliced CPU" "copied CPU" "ratio"
+printf "$fmt" "" "MB/s" "MB/s" "" "ms/GiB" "ms/GiB" ""
+printf "$fmt" "---" "---:" "---:" "---:" "---:" "---:" "---:"
 for row in {read,write}-{unix,tcp}-{64K,1M}; do
-  med() { awk -v r="$row" -v p="$1" '$1==r && $2==p {print $3}' "$RESULTS" | sort -n |
+  med() { awk -v r="$row" -v p="$1" -v f="$2" '$1==r && $2==p {print $f}' "$RESULTS" | sort -n |
     awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
-  s=$(med 16)
-  c=$(med 0)
-  printf '%-16s | %14s | %14s | %6s\n' "$row" "$s" "$c" "$(awk -v s="$s" -v c="$c" 'BEGIN{printf "%.2f", s/c}')"
+  s=$(med 16 3)
+  c=$(med 0 3)
+  sc=$(med 16 4)
+  cc=$(med 0 4)
+  printf "$fmt" "$row" "$s" "$c" "$(awk -v s="$s" -v c="$c" 'BEGIN{printf "%.2f", s/c}')" \
+    "$sc" "$cc" "$(awk -v s="$sc" -v c="$cc" 'BEGIN{printf "%.2f", (c > 0 ? s / c : 0)}')"
 done
 echo
-echo "every reading (row, splice pipes, MB/s) in run order:"
+echo "every reading (row, splice pipes, MB/s, server CPU ms/GiB) in run order:"
 cat "$RESULTS"
