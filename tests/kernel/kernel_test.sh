@@ -1,7 +1,8 @@
 #!/bin/bash
 # The Linux kernel's v9fs client against `ninefold serve`: Debian's 6.1 kernel under
 # QEMU mounts an exported directory with version=9p2000.L, 9p2000.u and 9p2000, over
-# trans=tcp and trans=fd, and runs fileops.sh (checked results) on each mount.
+# trans=tcp and trans=fd, and runs fileops.sh (checked results) on each mount. The
+# server's tally must show that the large file's writes came spliced (Channel::SpliceWrites).
 # usage: kernel_test.sh NINEFOLD_BINARY [VERSION/TRANS ...]   (default: all six)
 # env: FILEOPS_BIG_MB (64), FILEOPS_DIR_ENTRIES (5000), KERNEL_TEST_TIMEOUT (480 s a run)
 # A run over trans=fd that times out is tried once more, and says so: the guest's tty path
@@ -77,6 +78,15 @@ for combo in "${COMBOS[@]}"; do
     run_combo "$version" "$trans"
   fi
   summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$T/console.log" | tail -1)
+  # The server's tally as it stops: the kernel's large writes over a socket must have come
+  # as spliced data (socket -> pipe -> file), never read into the server's memory.
+  stop_server
+  piped=$(sed -n 's/.*write data: \([0-9][0-9]*\) bytes from pipes.*/\1/p' "$T/server.log" | tail -1)
+  echo "# $version/$trans: ${piped:-no} bytes of Twrite data came through pipes"
+  if [ $rc = 0 ] && [ "${piped:-0}" -lt $((FILEOPS_BIG_MB * 1048576 / 2)) ]; then
+    echo "# $version/$trans: fewer than half of the ${FILEOPS_BIG_MB} MiB file's bytes were spliced"
+    rc=1
+  fi
   if [ $rc = 0 ]; then
     echo "ok - $version/$trans: $summary"; pass=$((pass + 1))
   else
