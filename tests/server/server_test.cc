@@ -637,6 +637,12 @@ class SpliceTest : public ::testing::Test {
     EXPECT_TRUE(DataOf(*f) == Expected(7, 100000));
   }
 
+  // A read's or write's place in the file.
+  struct IoRange {
+    uint64_t offset;
+    uint32_t count;
+  };
+
   static constexpr size_t kSize = 3 * 1024 * 1024 + 123;
   std::filesystem::path dir_;
   std::string contents_;
@@ -651,10 +657,7 @@ TEST_F(SpliceTest, EveryShapeOfReadReturnsTheFileExactly) {
   Start(16);
   auto c = OpenFile();
   const uint32_t max = (1u << 20) - 24;
-  const struct {
-    uint64_t offset;
-    uint32_t count;
-  } reads[] = {
+  const IoRange reads[] = {
       {0, max},               // a whole iounit: more pages than the pipe has slots
       {4096, 65536},          // page-aligned
       {1, 65536},             // starts mid-page
@@ -718,10 +721,7 @@ TEST_F(SpliceTest, MoreReadsInFlightThanPipesAllMatch) {
 TEST_F(SpliceTest, TcpReadsAreSplicedToo) {
   Start(16);
   auto c = OpenFile(/*tcp=*/true);
-  const struct {
-    uint64_t offset;
-    uint32_t count;
-  } reads[] = {{0, 500000}, {3, 65536}, {kSize - 5000, 65536}, {kSize, 65536}};
+  const IoRange reads[] = {{0, 500000}, {3, 65536}, {kSize - 5000, 65536}, {kSize, 65536}};
   uint64_t delivered = 0;
   for (const auto& r : reads) {
     c->Send(4, wire::Tread{.fid = 1, .offset = r.offset, .count = r.count});
@@ -820,10 +820,7 @@ class SpliceWriteTest : public SpliceTest {
 TEST_F(SpliceWriteTest, EveryShapeOfWriteLandsInTheFileExactly) {
   Start(16);
   const uint32_t max = (1u << 20) - 24;
-  const struct {
-    uint64_t offset;
-    uint32_t count;
-  } writes[] = {
+  const IoRange writes[] = {
       {0, max},                     // a whole iounit: more pages than a pipe may hold
       {max, 16384},                 // exactly the threshold
       {max + 16384, 16383},         // just under it: read into memory
