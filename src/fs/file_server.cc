@@ -22,18 +22,24 @@ Result<std::unique_ptr<Node>> Node::Create(std::string_view, uint32_t, uint32_t,
 }
 Result<size_t> Node::Read(uint64_t, std::span<std::byte>) { return NotSupported("read"); }
 Result<size_t> Node::Write(uint64_t, std::span<const std::byte>) { return NotSupported("write"); }
-Result<size_t> Node::WriteFromPipe(uint64_t offset, int pipe_fd, size_t count) {
-  // Uninitialized: only what the pipe gives is written.
-  std::unique_ptr<std::byte[]> buf(new std::byte[count]);
+Result<void> ReadPipe(int pipe_fd, std::span<std::byte> out) {
   size_t got = 0;
-  while (got < count) {
-    ssize_t n = ::read(pipe_fd, buf.get() + got, count - got);
+  while (got < out.size()) {
+    ssize_t n = ::read(pipe_fd, out.data() + got, out.size() - got);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return Errno(errno, "write: reading the data's pipe");
-    if (n == 0) break;
+    if (n == 0) return Errno(EIO, "write: the data's pipe holds less than announced");
     got += static_cast<size_t>(n);
   }
-  if (got < count) return Errno(EIO, "write: the data's pipe holds less than announced");
+  return {};
+}
+
+Result<size_t> Node::WriteFromPipe(uint64_t offset, int pipe_fd, size_t count) {
+  // Uninitialized: the pipe fills all of it or the write fails.
+  std::unique_ptr<std::byte[]> buf(new std::byte[count]);
+  if (auto ok = ReadPipe(pipe_fd, std::span<std::byte>(buf.get(), count)); !ok) {
+    return Unexpected(ok.error());
+  }
   return Write(offset, std::span<const std::byte>(buf.get(), count));
 }
 Result<size_t> Node::ReadDir(uint64_t, std::span<std::byte>) { return Errno(ENOTDIR, "readdir"); }

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <optional>
@@ -508,13 +507,8 @@ class Ops {
   // The pipe's bytes as a string (xattr values are kept in memory).
   Result<std::string> PipedBytes() {
     std::string bytes(data_->pending, '\0');
-    size_t got = 0;
-    while (got < bytes.size()) {
-      ssize_t n = ::read(data_->read_fd, bytes.data() + got, bytes.size() - got);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return Errno(EIO, "write: the data's pipe holds less than announced");
-      got += static_cast<size_t>(n);
-    }
+    auto ok = fs::ReadPipe(data_->read_fd, std::as_writable_bytes(std::span(bytes)));
+    if (!ok) return Unexpected(ok.error());
     data_->pending = 0;
     return bytes;
   }
@@ -528,10 +522,9 @@ class Ops {
 
 Result<Reply> HandleRequest(Connection& conn, const wire::Frame& frame, ReplyTo to,
                             transport::SplicePipe* data) {
-  if (data != nullptr && data->pending > 0 && !std::holds_alternative<wire::Twrite>(frame.msg)) {
-    return Errno(EPROTO, "data in a pipe for a request that is not a Twrite");
-  }
-  if (data != nullptr && data->pending == 0) data = nullptr;
+  // The channel hands over pipes only with Twrites, and only pipes that hold bytes.
+  NINEFOLD_CHECK(data == nullptr ||
+                 (data->pending > 0 && std::holds_alternative<wire::Twrite>(frame.msg)));
   return std::visit(Ops(conn, to, data), frame.msg);
 }
 

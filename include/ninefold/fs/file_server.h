@@ -156,6 +156,11 @@ class FileServer {
 // Shorthand for an errno failure with context: return Errno(ENOENT, "walk 'x'").
 Unexpected<Error> Errno(int err, std::string context = {});
 
+// Reads exactly out.size() bytes that are waiting in a pipe (`pipe_fd`, its read end):
+// EIO when it holds fewer. Node::WriteFromPipe's default, and the framework's for data it
+// keeps in memory (xattr values).
+[[nodiscard]] Result<void> ReadPipe(int pipe_fd, std::span<std::byte> out);
+
 }  // namespace ninefold::fs
 
 #endif  // NINEFOLD_FS_FILE_SERVER_H_
