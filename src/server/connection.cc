@@ -49,6 +49,7 @@ Connection::Connection(asio::io_context& io, IoThreads& threads, fs::FileServer&
       channel_(std::move(channel)),
       pipes_(channel_->can_splice() || channel_->can_share_pages() ? pipes : nullptr),
       splices_(channel_->can_splice()),
+      splice_read_max_(channel_->splice_read_max()),
       shares_pages_(channel_->can_share_pages()),
       trace_(options.trace) {}
 

@@ -86,6 +86,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // them (shm: ReplyTo::pipe).
   transport::PipePool* pipes() { return pipes_; }
   bool splices() const { return splices_; }
+  // The largest read worth splicing into the socket (Channel::splice_read_max).
+  size_t splice_read_max() const { return splice_read_max_; }
   // True when replies may carry pages for the client to map (Reply::pages).
   bool shares_pages() const { return shares_pages_; }
   // The fid, or EBADF.
@@ -128,6 +130,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const std::shared_ptr<transport::Channel> channel_;
   transport::PipePool* const pipes_;
   const bool splices_;
+  const size_t splice_read_max_;
   const bool shares_pages_;
   std::function<void()> on_closed_;  // set by Start, taken by OnClosed (under mu_)
   const bool trace_;

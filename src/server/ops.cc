@@ -163,7 +163,7 @@ class Ops {
                      nullptr, shared->file};
       }
     }
-    if (spliceable && c_.splices()) {
+    if (spliceable && c_.splices() && count <= c_.splice_read_max()) {
       if (auto reply = SplicedRead(f, m.offset, count, /*whole=*/false)) return std::move(*reply);
     }
     return PlainRead(f, m.offset, count);

@@ -15,6 +15,7 @@
 #define NINEFOLD_TRANSPORT_CHANNEL_H_
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -171,6 +172,8 @@ class Channel {
   // True when OutFrame::spliced may be used: the channel writes to a socket that
   // splice(2) can feed.
   virtual bool can_splice() const { return false; }
+  // The largest spliced read payload worth sending: a larger one is sent faster copied.
+  virtual size_t splice_read_max() const { return SIZE_MAX; }
   // True when OutFrame::pages may be used: the peer is on this host and can map a file
   // we hand it (shm).
   virtual bool can_share_pages() const { return false; }
