@@ -156,10 +156,9 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
       ->check(CLI::Range(0u, 100000u));
   cmd->add_option("--splice-pipes", opt->splice_pipes,
                   "reads of exported files over tcp (up to 64 KiB) and unix go from file to "
-                  "socket inside the kernel (splice), and writes of 16 KiB or more from socket to "
-                  "file, through "
-                  "at most this many pipes at once; beyond that they are copied (default 16; "
-                  "0: always copy)")
+                  "socket inside the kernel (splice), and writes of 16 KiB or more from socket "
+                  "to file, through at most this many pipes at once; beyond that they are "
+                  "copied (default 16; 0: always copy)")
       ->check(CLI::Range(0u, 1024u));
   cmd->add_option("--max-fids", opt->max_fids, "fids per connection (default 65536)")
       ->check(CLI::Range(16u, 1u << 24));
