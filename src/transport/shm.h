@@ -2,17 +2,25 @@
 // it for Address::Kind::kShm.
 //
 // The server listens on a Unix socket at PATH. For each connection it makes one sealed
-// memfd holding two rings (client->server, server->client; see ring.h), two eventfds
-// (one per side: "wake me") and a socket pair for handing over page descriptors, and
-// sends them with an ShmHello over the socket (SCM_RIGHTS). The socket then only tells
-// each side that the other is gone (EOF).
+// memfd holding one or more queue pairs (two rings each: client->server,
+// server->client; see ring.h) and a data area, two eventfds (one per side: "wake me")
+// and, per queue pair, a socket pair for handing over page descriptors, and sends them
+// with an ShmHello over the socket (SCM_RIGHTS). The socket then only tells each side
+// that the other is gone (EOF).
 //
-// Each side's io thread polls its receive ring for frames and delivers them straight
-// from it (copied out first: the peer could change bytes under a parser); after
+// Each side's io thread polls its receive rings for frames and delivers them straight
+// from them (copied out first: the peer could change bytes under a parser); after
 // `spin` without traffic it announces that it sleeps and waits for its eventfd in the
 // event loop (plus a nap timer, so a peer that never rings costs latency, not a hang).
-// Sending copies the frame into the transmit ring from the caller's thread and rings the
+// Sending copies the frame into a transmit ring from the caller's thread and rings the
 // peer's eventfd only when the peer sleeps.
+//
+// Queue pairs let a client's threads send at once without sharing a ring or its lock,
+// and a server's threads answer at once. A client sends on its thread's queue (so one
+// thread's frames keep their order), a Tflush on the queue of the request it flushes; a
+// server answers on the queue a request came in on, so an Rflush follows the reply it
+// flushes on one ring. Each queue has its own pages socket: a descriptor and the record
+// that names it travel in one order.
 #ifndef NINEFOLD_SRC_TRANSPORT_SHM_H_
 #define NINEFOLD_SRC_TRANSPORT_SHM_H_
 
@@ -25,22 +33,24 @@
 
 namespace ninefold::transport {
 
-// Sent by the server right after accept, with four descriptors: memfd, server eventfd,
-// client eventfd, the client's end of the pages socket (SOCK_SEQPACKET). Every field is
-// checked by the client before use.
+// Sent by the server right after accept, with 3 + queues descriptors: memfd, server
+// eventfd, client eventfd, then the client's end of each queue's pages socket
+// (SOCK_SEQPACKET). Queue i's rings lie at c2s_offset and s2c_offset plus
+// i * 2 * ring_bytes. Every field is checked by the client before use.
 struct ShmHello {
   uint32_t magic = 0;
   uint32_t version = 0;
   uint64_t region_bytes = 0;
   uint32_t ring_bytes = 0;  // footprint of each ring (header + capacity), page multiple
-  uint32_t c2s_offset = 0;  // client -> server ring
-  uint32_t s2c_offset = 0;  // server -> client ring
-  uint32_t reserved = 0;
+  uint32_t c2s_offset = 0;  // queue 0's client -> server ring
+  uint32_t s2c_offset = 0;  // queue 0's server -> client ring
+  uint32_t queues = 0;      // queue pairs: 1 to kMaxShmQueues
   uint64_t data_offset = 0;  // the data area (the arena): page multiples, after the rings
   uint64_t data_bytes = 0;
 };
 constexpr uint32_t kShmMagic = 0x5339464e;  // "NF9S"
-constexpr uint32_t kShmVersion = 4;
+constexpr uint32_t kShmVersion = 5;
+constexpr uint32_t kMaxShmQueues = 4;
 
 // A ring record is a 9P frame, optionally followed by this trailer (the record is then
 // 24 bytes longer than the frame's head). Offsets are from the start of the data area.
@@ -81,14 +91,16 @@ struct ShmPagesNote {
 };
 
 // The hello as a client receives it, with its descriptors (memfd, server eventfd,
-// client eventfd, pages socket), now owned by the caller.
+// client eventfd, a pages socket per queue; -1 past 3 + hello.queues), now owned by
+// the caller.
 struct ReceivedShmHello {
   ShmHello hello;
-  int fds[4] = {-1, -1, -1, -1};
+  int fds[3 + kMaxShmQueues] = {-1, -1, -1, -1, -1, -1, -1};
 };
 
 // Receives the hello on the connected socket `fd` (blocking: the caller waits until it
-// is readable): exactly one ShmHello and four descriptors, with our magic and version.
+// is readable): exactly one ShmHello with our magic and version, 1 to kMaxShmQueues
+// queues, and 3 + queues descriptors.
 // The layout it describes is not checked here. On error, descriptors received are closed
 // and the error says why ("bad shm hello: ..." or recvmsg's errno).
 [[nodiscard]] Result<ReceivedShmHello> ReceiveShmHello(int fd);
@@ -96,6 +108,11 @@ struct ReceivedShmHello {
 // Bytes of data area per connection (NINEFOLD_SHM_DATA_MB overrides; default 64 MiB).
 // Pages cost memory only once written.
 uint64_t ShmDataBytes();
+
+// Queue pairs per connection a server offers (NINEFOLD_SHM_QUEUES overrides, 1 to
+// kMaxShmQueues); SetShmQueues changes it for connections accepted from then on.
+uint32_t ShmQueues();
+void SetShmQueues(uint32_t queues);
 
 // How long an idle receiver polls before it sleeps (NINEFOLD_SHM_SPIN_US overrides).
 std::chrono::microseconds ShmSpin();

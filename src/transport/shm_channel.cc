@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -42,6 +43,8 @@ using stream_protocol = asio::local::stream_protocol;
 constexpr uint32_t kRingCapacity = 4u << 20;
 // The longest a sleeping receiver goes without looking at its ring.
 constexpr auto kNap = std::chrono::milliseconds(100);
+// Queue pairs per connection unless NINEFOLD_SHM_QUEUES says otherwise.
+constexpr uint32_t kDefaultShmQueues = 2;
 // How long one Poll handler keeps polling an empty ring before it lets the io thread run
 // other handlers: short, since those (other connections on a server's io thread) wait.
 constexpr auto kSpinInPlace = std::chrono::microseconds(5);
@@ -55,12 +58,12 @@ uint32_t RingBytes() {
   return static_cast<uint32_t>((n + buf::kPageSize - 1) / buf::kPageSize * buf::kPageSize);
 }
 
-// Sends `body` with `fds` as one SCM_RIGHTS message (at most 4) on `socket`; the bytes
-// sent, or -1 with errno set (EINTR retried).
+// Sends `body` with `fds` as one SCM_RIGHTS message (at most 3 + kMaxShmQueues) on
+// `socket`; the bytes sent, or -1 with errno set (EINTR retried).
 ssize_t SendWithFds(int socket, const void* body, size_t size, std::span<const int> fds,
                     int flags) {
-  alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))] = {};
-  NINEFOLD_CHECK(!fds.empty() && fds.size() <= 4);
+  alignas(cmsghdr) char control[CMSG_SPACE((3 + kMaxShmQueues) * sizeof(int))] = {};
+  NINEFOLD_CHECK(!fds.empty() && fds.size() <= 3 + kMaxShmQueues);
   iovec iov{const_cast<void*>(body), size};
   msghdr msg{};
   msg.msg_iov = &iov;
@@ -117,34 +120,67 @@ Result<ReceivedMessage> ReceiveWithFds(int socket, void* body, size_t size, std:
   return r;
 }
 
+// One queue pair: a ring each way and a pages socket. Frames on one queue keep their
+// order; queues carry no order between them.
+struct QueueRings {
+  RingView rx;
+  RingView tx;
+  int pages_fd = -1;  // our end of this queue's pages socket (or -1)
+};
+
+// A thread's queue on a client with several: threads take queues in turn as they first
+// send, so that concurrent senders rarely share a ring (or its lock).
+uint32_t ThreadSlot() {
+  static std::atomic<uint32_t> next{0};
+  thread_local const uint32_t slot = next.fetch_add(1, std::memory_order_relaxed);
+  return slot;
+}
+
+constexpr uint8_t kTflush = 108;  // 9P message type (the transport does not link the codec)
+
 class ShmChannel final : public Channel, public std::enable_shared_from_this<ShmChannel> {
+  // One queue pair as this side uses it.
+  struct Queue {
+    explicit Queue(const QueueRings& r) : rx(r.rx), tx(r.tx), pages_fd(r.pages_fd) {}
+    RingConsumer rx;  // Poll's (one chain at a time)
+    RingProducer tx;  // guarded by mu
+    const int pages_fd;
+    mutable std::mutex mu;
+    std::deque<OutFrame> pending;  // guarded by mu: frames waiting for ring room
+    size_t queued = 0;             // guarded by mu
+  };
+
  public:
   ShmChannel(asio::io_context& io, stream_protocol::socket socket,
-             std::shared_ptr<buf::Region> region, std::shared_ptr<buf::Arena> arena, RingView rx,
-             RingView tx, int my_wake_fd, int peer_wake_fd, int pages_fd, bool takes_pages,
-             std::string peer)
+             std::shared_ptr<buf::Region> region, std::shared_ptr<buf::Arena> arena,
+             const std::vector<QueueRings>& rings, int my_wake_fd, int peer_wake_fd,
+             bool takes_pages, std::string peer)
       : io_(io),
         strand_(asio::make_strand(io)),
         socket_(std::move(socket)),
         region_(std::move(region)),
         arena_(std::move(arena)),
-        rx_(rx),
-        tx_(tx),
         wake_(strand_, my_wake_fd),
         wake_fd_(my_wake_fd),
         peer_wake_fd_(peer_wake_fd),
-        pages_fd_(pages_fd),
         takes_pages_(takes_pages),
         nap_(strand_),
         peer_(std::move(peer)),
         spin_(ShmSpin()) {
-    rx_.set_wake_fd(peer_wake_fd_);
-    tx_.set_wake_fd(peer_wake_fd_);
+    NINEFOLD_CHECK(!rings.empty() && rings.size() <= kMaxShmQueues);
+    for (const QueueRings& r : rings) {
+      queues_.push_back(std::make_unique<Queue>(r));
+      queues_.back()->rx.set_wake_fd(peer_wake_fd_);
+      queues_.back()->tx.set_wake_fd(peer_wake_fd_);
+    }
+    if (queues_.size() > 1) tag_queue_ = std::make_unique<std::atomic<uint8_t>[]>(65536);
   }
   ~ShmChannel() override {
     ReleaseFramePages();  // a record whose frame was refused after TakePages
     ::close(peer_wake_fd_);
-    if (pages_fd_ >= 0) ::close(pages_fd_);
+    for (auto& q : queues_) {
+      if (q->pages_fd >= 0) ::close(q->pages_fd);
+    }
   }
 
   void Start(FrameHandler on_frame, CloseHandler on_close) override {
@@ -162,23 +198,25 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   void ResumeReading() override { paused_.store(false); }
 
   void Send(OutFrame frame) override {
-    std::unique_lock lock(mu_);
-    if (closed_) return;
-    if (frame.pages.fd >= 0) {
-      // The descriptor goes ahead of the record that names it; when it cannot go now
-      // (the client is not taking them: its socket is full), the payload is sent.
-      if (HandOver(frame.pages.fd, frame.pages.offset, frame.pages.length)) {
-        frame.payload = {};
-      } else {
-        frame.pages = {};
-      }
-    }
-    if (frame.spliced) {
-      if (Result<void> ok = SendSplicedLocked(frame); !ok) return FailLater(ok.error());
-    }
+    if (closed_.load()) return;
     if (!frame.payload.empty() || !frame.placement.empty() || frame.pages.fd >= 0 ||
         frame.spliced || frame.accepts_pipe) {
-      return SendOneLocked(frame.head, frame, &frame);
+      Queue& q = QueueFor(frame.head);
+      std::lock_guard lock(q.mu);
+      if (frame.pages.fd >= 0) {
+        // The descriptor goes ahead of the record that names it, on the same queue; when
+        // it cannot go now (the client is not taking them: its socket is full), the
+        // payload is sent.
+        if (HandOver(q, frame.pages.fd, frame.pages.offset, frame.pages.length)) {
+          frame.payload = {};
+        } else {
+          frame.pages = {};
+        }
+      }
+      if (frame.spliced) {
+        if (Result<void> ok = SendSplicedLocked(q, frame); !ok) return FailLater(ok.error());
+      }
+      return SendOneLocked(q, frame.head, frame, &frame);
     }
     // `head` may hold several whole frames back to back: one ring record each.
     static const OutFrame kPlain;
@@ -191,17 +229,19 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
             Error(std::errc::invalid_argument,
                   fmt::format("sending a frame of {} bytes with {} left", size, rest.size())));
       }
-      SendOneLocked(rest.first(size), kPlain, size == frame.head.size() ? &frame : nullptr);
+      Queue& q = QueueFor(rest.first(size));
+      std::lock_guard lock(q.mu);
+      SendOneLocked(q, rest.first(size), kPlain, size == frame.head.size() ? &frame : nullptr);
       rest = rest.subspan(size);
     }
   }
 
   // Sends descriptor `fd` with a note of offset and length on the pages socket; false
   // when it cannot go now.
-  bool HandOver(int fd, uint64_t offset, uint64_t length) const {
-    if (pages_fd_ < 0) return false;
+  bool HandOver(const Queue& q, int fd, uint64_t offset, uint64_t length) const {
+    if (q.pages_fd < 0) return false;
     ShmPagesNote note{.offset = offset, .length = length};
-    return SendWithFds(pages_fd_, &note, sizeof note, {&fd, 1}, MSG_DONTWAIT) ==
+    return SendWithFds(q.pages_fd, &note, sizeof note, {&fd, 1}, MSG_DONTWAIT) ==
            static_cast<ssize_t>(sizeof note);
   }
 
@@ -211,9 +251,9 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   // pending bytes make PipePool close our ends instead of reusing it). Otherwise (a
   // client that cannot take it now, data after the pipe's) its bytes are read out and
   // sent as the payload.
-  Result<void> SendSplicedLocked(OutFrame& frame) {
+  Result<void> SendSplicedLocked(const Queue& q, OutFrame& frame) {
     SplicePipe& pipe = *frame.spliced;
-    if (frame.payload.empty() && HandOver(pipe.read_fd, 0, pipe.pending)) {
+    if (frame.payload.empty() && HandOver(q, pipe.read_fd, 0, pipe.pending)) {
       AddToRreadCount(frame.head, -static_cast<int64_t>(pipe.pending));
       return {};
     }
@@ -261,30 +301,53 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     return f.payload;
   }
 
-  // Pushes one frame (`head`, then what `extras` adds: payload, trailer), or queues it
-  // (moving `whole` when it is exactly this frame, else copying the head) behind frames
-  // already waiting for room.
-  void SendOneLocked(std::span<const std::byte> head, const OutFrame& extras, OutFrame* whole) {
-    if (queue_.empty()) {
+  // Pushes one frame (`head`, then what `extras` adds: payload, trailer) on queue `q`
+  // (its lock held), or queues it (moving `whole` when it is exactly this frame, else
+  // copying the head) behind frames already waiting there for room.
+  void SendOneLocked(Queue& q, std::span<const std::byte> head, const OutFrame& extras,
+                     OutFrame* whole) {
+    if (q.pending.empty()) {
       ShmTrailer t;
-      Result<bool> pushed = tx_.TryPush(head, TailFor(extras, &t));
+      Result<bool> pushed = q.tx.TryPush(head, TailFor(extras, &t));
       if (!pushed) return FailLater(pushed.error());
       if (*pushed) return;
     }
-    queued_ += head.size() + extras.payload.size();
+    q.queued += head.size() + extras.payload.size();
     if (whole != nullptr) {
-      queue_.push_back(std::move(*whole));
+      q.pending.push_back(std::move(*whole));
     } else {
-      queue_.push_back(OutFrame{{head.begin(), head.end()}, {}, nullptr});
+      q.pending.push_back(OutFrame{{head.begin(), head.end()}, {}, nullptr});
     }
-    FlushLocked();
+    FlushLocked(q);
+  }
+
+  // The queue a frame goes out on. A server answers on the queue the request came in on
+  // (so an Rflush follows the reply it flushes on one ring); a client sends on its
+  // thread's queue, except a Tflush, which follows the request it flushes.
+  Queue& QueueFor(std::span<const std::byte> head) {
+    if (queues_.size() == 1 || head.size() < 7) return *queues_[0];
+    const uint16_t tag = Le16(head.data() + 5);
+    if (!takes_pages_) return *queues_[tag_queue_[tag].load(std::memory_order_relaxed)];
+    uint8_t i = static_cast<uint8_t>(ThreadSlot() % queues_.size());
+    if (static_cast<uint8_t>(head[4]) == kTflush && head.size() >= 9) {
+      i = tag_queue_[Le16(head.data() + 7)].load(std::memory_order_relaxed);
+    }
+    tag_queue_[tag].store(i, std::memory_order_relaxed);
+    return *queues_[i];
+  }
+  static uint16_t Le16(const std::byte* p) {
+    return static_cast<uint16_t>(static_cast<uint8_t>(p[0]) | static_cast<uint8_t>(p[1]) << 8);
   }
 
   void Close() override { Stop(Error()); }
   const std::string& peer() const override { return peer_; }
   size_t queued_bytes() const override {
-    std::lock_guard lock(mu_);
-    return queued_;
+    size_t n = 0;
+    for (const auto& q : queues_) {
+      std::lock_guard lock(q->mu);
+      n += q->queued;
+    }
+    return n;
   }
   std::shared_ptr<const void> RetainFrame() override { return current_; }
   void DeliverInPlace() override { in_place_ = true; }
@@ -297,15 +360,14 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   }
   bool FrameAcceptsPipe() const override { return frame_accepts_pipe_; }
   size_t FramePipeBytes() const override { return frame_pipe_bytes_; }
+  uint32_t FrameQueue() const override { return frame_queue_; }
+  uint32_t queues() const override { return static_cast<uint32_t>(queues_.size()); }
   int TakeFramePipe() override { return std::exchange(frame_pipe_, -1); }
-  bool can_share_pages() const override { return pages_fd_ >= 0 && !takes_pages_; }
-  bool takes_pipes() const override { return pages_fd_ >= 0 && takes_pages_; }
+  bool can_share_pages() const override { return queues_[0]->pages_fd >= 0 && !takes_pages_; }
+  bool takes_pipes() const override { return queues_[0]->pages_fd >= 0 && takes_pages_; }
 
  private:
-  bool closed() const {
-    std::lock_guard lock(mu_);
-    return closed_;
-  }
+  bool closed() const { return closed_.load(); }
 
   // io thread, one chain at a time: delivers what the ring holds, then spins or sleeps.
   void Poll() {
@@ -325,9 +387,9 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
       yield_ = false;
       int delivered = DeliverReady();
       if (delivered < 0) return;
-      {
-        std::lock_guard lock(mu_);
-        FlushLocked();
+      for (auto& q : queues_) {
+        std::lock_guard lock(q->mu);
+        FlushLocked(*q);
       }
       auto now = Clock::now();
       if (delivered > 0) idle_since_ = now;
@@ -355,13 +417,27 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     return -1;
   }
 
-  // Hands the ready frames (up to 64) to on_frame_; how many, or -1 when the chain ended
-  // here (the channel stopped on a bad record, or a handler closed it: Poll then dropped
-  // on_frame_).
+  // Hands the ready frames (up to 64 per queue, the queues in turn) to on_frame_; how
+  // many, or -1 when the chain ended here (the channel stopped on a bad record, or a
+  // handler closed it: Poll then dropped on_frame_).
   int DeliverReady() {
     int delivered = 0;
+    for (size_t n = 0; n < queues_.size(); ++n) {
+      int d = DeliverFrom((first_rx_ + n) % queues_.size());
+      if (d < 0) return -1;
+      delivered += d;
+    }
+    first_rx_ = (first_rx_ + 1) % queues_.size();
+    return delivered;
+  }
+
+  int DeliverFrom(size_t k) {
+    Queue& q = *queues_[k];
+    rxq_ = &q;
+    frame_queue_ = static_cast<uint32_t>(k);
+    int delivered = 0;
     while (delivered < 64 && !paused_.load()) {
-      Result<RingConsumer::Next> next = rx_.TryPeek();
+      Result<RingConsumer::Next> next = q.rx.TryPeek();
       if (!next) {
         Stop(Error(next.error().code(), peer_ + ": " + next.error().context()));
         return -1;
@@ -389,11 +465,15 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
                                      declared, peer_, max_frame_.load())));
         return -1;
       }
+      if (tag_queue_ && !takes_pages_) {
+        // A server answers on the queue the request came in on (QueueFor).
+        tag_queue_[Le16(head.data() + 5)].store(static_cast<uint8_t>(k), std::memory_order_relaxed);
+      }
       if (in_place_) {
         // The owner reads each field once (DeliverInPlace): no copy, the ring's bytes.
         on_frame_(head);
         ReleaseFramePages();
-        rx_.Pop();
+        q.rx.Pop();
         ++delivered;
         if (closed()) return EndClosedChain();
         continue;
@@ -403,7 +483,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
       if (!scratch_ || scratch_.use_count() > 1)
         scratch_ = std::make_shared<std::vector<std::byte>>();
       scratch_->assign(head.begin(), head.end());
-      rx_.Pop();
+      q.rx.Pop();
       current_ = scratch_;
       on_frame_(std::span<const std::byte>(scratch_->data(), scratch_->size()));
       current_.reset();
@@ -455,7 +535,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     ShmPagesNote note;
     int fd = -1;
     Result<ReceivedMessage> got =
-        ReceiveWithFds(pages_fd_, &note, sizeof note, {&fd, 1}, MSG_DONTWAIT);
+        ReceiveWithFds(rxq_->pages_fd, &note, sizeof note, {&fd, 1}, MSG_DONTWAIT);
     if (!got) {
       return Unexpected(Error(got.error().code(), fmt::format("a {} record without its "
                                                               "descriptor: pages socket recvmsg",
@@ -546,9 +626,11 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   // then waits for the eventfd or the nap timer, whichever comes first.
   void Sleep() {                  // strand
     if (closed()) return Poll();  // Stop ran first: Poll drops on_frame_
-    rx_.SetAsleep(true);
-    if (rx_.HasData()) {
-      rx_.SetAsleep(false);
+    bool ready = false;
+    for (auto& q : queues_) q->rx.SetAsleep(true);
+    for (auto& q : queues_) ready = ready || q->rx.HasData();
+    if (ready) {
+      for (auto& q : queues_) q->rx.SetAsleep(false);
       asio::post(io_, [self = shared_from_this()] { self->Poll(); });
       return;
     }
@@ -571,30 +653,31 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     std::error_code ignored;
     wake_.cancel(ignored);
     nap_.cancel();
-    rx_.SetAsleep(false);
+    for (auto& q : queues_) q->rx.SetAsleep(false);
     idle_since_ = Clock::now();
     Poll();
   }
 
-  // Moves queued frames into the ring while there is room; otherwise asks the peer to
-  // ring us when it makes room (and re-checks, as for sleeping).
-  void FlushLocked() {
-    while (!queue_.empty()) {
-      OutFrame& f = queue_.front();
+  // Moves q's waiting frames into its ring while there is room (its lock held);
+  // otherwise asks the peer to ring us when it makes room (and re-checks, as for
+  // sleeping).
+  void FlushLocked(Queue& q) {
+    while (!q.pending.empty()) {
+      OutFrame& f = q.pending.front();
       ShmTrailer t;
       std::span<const std::byte> tail = TailFor(f, &t);
-      Result<bool> pushed = tx_.TryPush(f.head, tail);
+      Result<bool> pushed = q.tx.TryPush(f.head, tail);
       if (!pushed) return FailLater(pushed.error());
       if (!*pushed) {
-        tx_.SetWaitingForRoom(true);
-        pushed = tx_.TryPush(f.head, tail);
+        q.tx.SetWaitingForRoom(true);
+        pushed = q.tx.TryPush(f.head, tail);
         if (!pushed) return FailLater(pushed.error());
         if (!*pushed) return;
       }
-      queued_ -= f.head.size() + f.payload.size();
-      queue_.pop_front();
+      q.queued -= f.head.size() + f.payload.size();
+      q.pending.pop_front();
     }
-    tx_.SetWaitingForRoom(false);
+    q.tx.SetWaitingForRoom(false);
   }
 
   // Never stop inside Send (the contract): from the io_context instead.
@@ -627,11 +710,13 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     CloseHandler handler;
     {
       std::lock_guard lock(mu_);
-      if (closed_) return;
-      closed_ = true;
-      queue_.clear();
-      queued_ = 0;
+      if (closed_.exchange(true)) return;
       handler = std::move(on_close_);
+    }
+    for (auto& q : queues_) {
+      std::lock_guard lock(q->mu);
+      q->pending.clear();
+      q->queued = 0;
     }
     // The descriptors and the timer belong to the strand (Close may come from any thread).
     asio::dispatch(strand_, [self = shared_from_this()] {
@@ -653,12 +738,13 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   stream_protocol::socket socket_;
   std::shared_ptr<buf::Region> region_;  // keeps the rings mapped
   std::shared_ptr<buf::Arena> arena_;    // the data area (null when there is none)
-  RingConsumer rx_;                      // Poll's (one chain at a time)
-  RingProducer tx_;                      // guarded by mu_
+  std::vector<std::unique_ptr<Queue>> queues_;
+  // With several queues: per tag, the queue a client sent it on, or a server received it
+  // on (QueueFor); null with one.
+  std::unique_ptr<std::atomic<uint8_t>[]> tag_queue_;
   asio::posix::stream_descriptor wake_;  // our eventfd: the peer rings it (strand)
   const int wake_fd_;                    // its descriptor, read without touching wake_
   int peer_wake_fd_;                     // the peer's eventfd
-  const int pages_fd_;                   // our end of the pages socket (or -1)
   const bool takes_pages_;               // the client: receives kPages records
   asio::steady_timer nap_;
   std::string peer_;
@@ -666,6 +752,9 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   bool in_place_ = false;  // set before Start
   bool yield_ = false;     // Poll's: a handler asked for a turn of the io_context
   FrameHandler on_frame_;  // Poll's
+  size_t first_rx_ = 0;                              // Poll's: the queue it looks at first
+  Queue* rxq_ = nullptr;                             // Poll's: the queue being delivered
+  uint32_t frame_queue_ = 0;                         // Poll's: its index
   std::shared_ptr<std::vector<std::byte>> scratch_;  // Poll's: the last frame's copy
   std::shared_ptr<const void> current_;              // Poll's: the frame being delivered
   std::span<const std::byte> frame_payload_;         // Poll's: its payload by reference
@@ -681,45 +770,61 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   std::atomic<uint32_t> max_frame_{16u << 20};
   char probe_ = 0;
 
-  mutable std::mutex mu_;
-  bool closed_ = false;         // guarded by mu_
-  CloseHandler on_close_;       // guarded by mu_
-  std::deque<OutFrame> queue_;  // guarded by mu_: frames waiting for ring room
-  size_t queued_ = 0;           // guarded by mu_
+  std::atomic<bool> closed_{false};  // set under mu_
+  std::mutex mu_;
+  CloseHandler on_close_;  // guarded by mu_
 };
 
 // Server side of one accepted connection: make the region and eventfds, send the hello.
 Result<std::shared_ptr<Channel>> AcceptShm(asio::io_context& io, stream_protocol::socket socket,
                                            const Address& address) {
-  uint32_t ring_bytes = RingBytes();
-  uint64_t data_bytes = ShmDataBytes();
+  const uint32_t queues = ShmQueues();
+  const uint32_t ring_bytes = RingBytes();
+  const uint64_t rings_bytes = 2 * uint64_t{ring_bytes} * queues;
+  const uint64_t data_bytes = ShmDataBytes();
   Result<std::shared_ptr<buf::Region>> region =
-      buf::Region::Create(2 * uint64_t{ring_bytes} + data_bytes, "ninefold-shm");
+      buf::Region::Create(rings_bytes + data_bytes, "ninefold-shm");
   if (!region) return Unexpected(region.error());
   std::shared_ptr<buf::Arena> arena;
   if (data_bytes > 0) {
-    Result<std::shared_ptr<buf::Arena>> a =
-        buf::Arena::Create(*region, 2 * uint64_t{ring_bytes}, data_bytes);
+    Result<std::shared_ptr<buf::Arena>> a = buf::Arena::Create(*region, rings_bytes, data_bytes);
     if (!a) return Unexpected(a.error());
     arena = std::move(*a);
   }
   std::byte* base = (*region)->data();
-  Result<RingView> c2s = RingView::Init({base, ring_bytes});
-  Result<RingView> s2c = RingView::Init({base + ring_bytes, ring_bytes});
-  if (!c2s || !s2c) return Unexpected(c2s ? s2c.error() : c2s.error());
   int efd_server = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   int efd_client = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  int pages[2] = {-1, -1};
+  // Per queue: our end of its pages socket, then the client's.
+  std::vector<int> pages(2 * queues, -1);
   auto close_all = [&] {
-    for (int f : {efd_server, efd_client, pages[0], pages[1]}) {
+    for (int f : {efd_server, efd_client}) {
+      if (f >= 0) ::close(f);
+    }
+    for (int f : pages) {
       if (f >= 0) ::close(f);
     }
   };
-  if (efd_server < 0 || efd_client < 0 ||
-      ::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pages) != 0) {
-    Error e = Errno(errno, efd_server < 0 || efd_client < 0 ? "eventfd" : "pages socketpair");
+  if (efd_server < 0 || efd_client < 0) {
+    Error e = Errno(errno, "eventfd");
     close_all();
     return Unexpected(e);
+  }
+  std::vector<QueueRings> rings;
+  for (uint32_t i = 0; i < queues; ++i) {
+    std::byte* pair = base + 2 * uint64_t{ring_bytes} * i;
+    Result<RingView> c2s = RingView::Init({pair, ring_bytes});
+    Result<RingView> s2c = RingView::Init({pair + ring_bytes, ring_bytes});
+    if (!c2s || !s2c) {
+      close_all();
+      return Unexpected(c2s ? s2c.error() : c2s.error());
+    }
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, &pages[2 * i]) !=
+        0) {
+      Error e = Errno(errno, "pages socketpair");
+      close_all();
+      return Unexpected(e);
+    }
+    rings.push_back(QueueRings{.rx = *c2s, .tx = *s2c, .pages_fd = pages[2 * i]});
   }
   ShmHello hello{.magic = kShmMagic,
                  .version = kShmVersion,
@@ -727,20 +832,22 @@ Result<std::shared_ptr<Channel>> AcceptShm(asio::io_context& io, stream_protocol
                  .ring_bytes = ring_bytes,
                  .c2s_offset = 0,
                  .s2c_offset = ring_bytes,
-                 .data_offset = 2 * uint64_t{ring_bytes},
+                 .queues = queues,
+                 .data_offset = rings_bytes,
                  .data_bytes = data_bytes};
-  const int fds[4] = {(*region)->fd(), efd_server, efd_client, pages[1]};
+  std::vector<int> fds = {(*region)->fd(), efd_server, efd_client};
+  for (uint32_t i = 0; i < queues; ++i) fds.push_back(pages[2 * i + 1]);
   if (SendWithFds(socket.native_handle(), &hello, sizeof hello, fds, 0) !=
       static_cast<ssize_t>(sizeof hello)) {
     Error e = Errno(errno, "send shm hello");
     close_all();
     return Unexpected(e);
   }
-  ::close(pages[1]);  // the client's now
+  for (uint32_t i = 0; i < queues; ++i) ::close(pages[2 * i + 1]);  // the client's now
   std::string peer = fmt::format("shm!{}#{}", address.path, socket.native_handle());
-  return std::shared_ptr<Channel>(
-      std::make_shared<ShmChannel>(io, std::move(socket), std::move(*region), std::move(arena),
-                                   *c2s, *s2c, efd_server, efd_client, pages[0], false, peer));
+  return std::shared_ptr<Channel>(std::make_shared<ShmChannel>(
+      io, std::move(socket), std::move(*region), std::move(arena), rings, efd_server, efd_client,
+      false, peer));
 }
 
 class ShmListener final : public Listener {
@@ -805,6 +912,23 @@ uint64_t ShmDataBytes() {
   return bytes;
 }
 
+namespace {
+std::atomic<uint32_t>& QueuesSetting() {
+  static std::atomic<uint32_t> queues = [] {
+    const char* env = std::getenv("NINEFOLD_SHM_QUEUES");
+    unsigned long n = env ? std::strtoul(env, nullptr, 10) : kDefaultShmQueues;
+    return static_cast<uint32_t>(std::clamp<unsigned long>(n, 1, kMaxShmQueues));
+  }();
+  return queues;
+}
+}  // namespace
+
+uint32_t ShmQueues() { return QueuesSetting().load(); }
+
+void SetShmQueues(uint32_t queues) {
+  QueuesSetting().store(std::clamp<uint32_t>(queues, 1, kMaxShmQueues));
+}
+
 std::chrono::microseconds ShmSpin() {
   static const std::chrono::microseconds spin = [] {
     const char* env = std::getenv("NINEFOLD_SHM_SPIN_US");
@@ -835,11 +959,14 @@ Result<ReceivedShmHello> ReceiveShmHello(int fd) {
     return bad(
         fmt::format("{} bytes (flags {:#x})", got->bytes, static_cast<unsigned>(got->flags)));
   }
-  if (got->fds != std::size(r.fds)) {
-    return bad(fmt::format("{} descriptors, not {}", got->fds, std::size(r.fds)));
-  }
   if (r.hello.magic != kShmMagic || r.hello.version != kShmVersion) {
     return bad(fmt::format("magic {:#x} version {}", r.hello.magic, r.hello.version));
+  }
+  if (r.hello.queues < 1 || r.hello.queues > kMaxShmQueues) {
+    return bad(fmt::format("{} queues (1 to {})", r.hello.queues, kMaxShmQueues));
+  }
+  if (got->fds != 3 + r.hello.queues) {
+    return bad(fmt::format("{} descriptors, not {}", got->fds, 3 + r.hello.queues));
   }
   return r;
 }
@@ -847,10 +974,10 @@ Result<ReceivedShmHello> ReceiveShmHello(int fd) {
 Result<std::shared_ptr<Channel>> OpenShmClient(asio::io_context& io, int fd, const Address& address,
                                                std::chrono::milliseconds timeout) {
   // Takes `fd` over: closed on every error, else owned by the channel.
-  auto fail = [fd](Error e, std::initializer_list<int> more = {}) {
+  auto fail = [fd](Error e, std::span<int> more = {}) {
     ::close(fd);
-    for (int m : more) {
-      if (m >= 0) ::close(m);
+    for (int& m : more) {
+      if (m >= 0) ::close(std::exchange(m, -1));
     }
     return Unexpected(std::move(e));
   };
@@ -866,54 +993,67 @@ Result<std::shared_ptr<Channel>> OpenShmClient(asio::io_context& io, int fd, con
                       fmt::format("{}: {}", address.ToString(), received.error().context())));
   }
   const ShmHello& hello = received->hello;
-  int* fds = received->fds;
+  std::span<int> fds = received->fds;
   auto bad = [&](std::string why) {
     return fail(Error(std::errc::protocol_error,
                       fmt::format("{}: bad shm hello: {}", address.ToString(), why)),
-                {fds[0], fds[1], fds[2], fds[3]});
+                fds);
   };
-  uint64_t rb = hello.ring_bytes;
-  auto inside = [&](uint64_t off) {
-    return off % buf::kPageSize == 0 && off + rb <= hello.region_bytes;
-  };
-  if (rb < RingView::Footprint(64) || !inside(hello.c2s_offset) || !inside(hello.s2c_offset) ||
-      (hello.c2s_offset < hello.s2c_offset + rb && hello.s2c_offset < hello.c2s_offset + rb)) {
-    return bad(fmt::format("rings at {} and {} of {} bytes in {}", hello.c2s_offset,
-                           hello.s2c_offset, rb, hello.region_bytes));
+  // Every ring page-aligned, inside the region, and apart from every other.
+  const uint64_t rb = hello.ring_bytes;
+  std::vector<uint64_t> rings;
+  for (uint64_t i = 0; i < hello.queues; ++i) {
+    rings.push_back(hello.c2s_offset + 2 * rb * i);
+    rings.push_back(hello.s2c_offset + 2 * rb * i);
+  }
+  std::vector<uint64_t> sorted = rings;
+  std::sort(sorted.begin(), sorted.end());
+  bool rings_ok = rb >= RingView::Footprint(64);
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    rings_ok = rings_ok && sorted[i] % buf::kPageSize == 0 && sorted[i] + rb <= hello.region_bytes &&
+               (i == 0 || sorted[i - 1] + rb <= sorted[i]);
+  }
+  if (!rings_ok) {
+    return bad(fmt::format("{} queues of rings at {} and {} of {} bytes in {}", hello.queues,
+                           hello.c2s_offset, hello.s2c_offset, rb, hello.region_bytes));
   }
   uint64_t data_end = hello.data_offset + hello.data_bytes;
-  auto overlaps_ring = [&](uint64_t ring) {
+  bool data_overlaps_ring = std::any_of(rings.begin(), rings.end(), [&](uint64_t ring) {
     return hello.data_offset < ring + rb && ring < data_end;
-  };
+  });
   if (hello.data_bytes > 0 &&
       (hello.data_offset % buf::kPageSize != 0 || hello.data_bytes % buf::kPageSize != 0 ||
        hello.data_bytes > hello.region_bytes ||
-       hello.data_offset > hello.region_bytes - hello.data_bytes ||
-       overlaps_ring(hello.c2s_offset) || overlaps_ring(hello.s2c_offset))) {
+       hello.data_offset > hello.region_bytes - hello.data_bytes || data_overlaps_ring)) {
     return bad(fmt::format("data area {}+{} in a region of {}", hello.data_offset, hello.data_bytes,
                            hello.region_bytes));
   }
   int region_fd = std::exchange(fds[0], -1);
   Result<std::shared_ptr<buf::Region>> region = buf::Region::Map(region_fd, hello.region_bytes);
-  if (!region) return fail(region.error(), {fds[1], fds[2], fds[3]});
+  if (!region) return fail(region.error(), fds);
   std::byte* base = (*region)->data();
-  Result<RingView> c2s = RingView::Attach({base + hello.c2s_offset, rb});
-  Result<RingView> s2c = RingView::Attach({base + hello.s2c_offset, rb});
-  if (!c2s || !s2c) return fail(c2s ? s2c.error() : c2s.error(), {fds[1], fds[2], fds[3]});
+  std::vector<QueueRings> queues;
+  for (uint32_t i = 0; i < hello.queues; ++i) {
+    Result<RingView> c2s = RingView::Attach({base + rings[2 * i], rb});
+    Result<RingView> s2c = RingView::Attach({base + rings[2 * i + 1], rb});
+    if (!c2s || !s2c) return fail(c2s ? s2c.error() : c2s.error(), fds);
+    queues.push_back(QueueRings{.rx = *s2c, .tx = *c2s, .pages_fd = fds[3 + i]});
+  }
   std::shared_ptr<buf::Arena> arena;
   if (hello.data_bytes > 0) {
     Result<std::shared_ptr<buf::Arena>> a =
         buf::Arena::Create(*region, hello.data_offset, hello.data_bytes);
-    if (!a) return fail(a.error(), {fds[1], fds[2], fds[3]});
+    if (!a) return fail(a.error(), fds);
     arena = std::move(*a);
   }
   stream_protocol::socket socket(io);
   std::error_code ec;
   socket.assign(stream_protocol(), fd, ec);
-  if (ec) return fail(Error(ec, "shm socket"), {fds[1], fds[2], fds[3]});
-  return std::shared_ptr<Channel>(
-      std::make_shared<ShmChannel>(io, std::move(socket), std::move(*region), std::move(arena),
-                                   *s2c, *c2s, fds[2], fds[1], fds[3], true, address.ToString()));
+  if (ec) return fail(Error(ec, "shm socket"), fds);
+  return std::shared_ptr<Channel>(std::make_shared<ShmChannel>(io, std::move(socket),
+                                                               std::move(*region), std::move(arena),
+                                                               queues, fds[2], fds[1], true,
+                                                               address.ToString()));
 }
 
 }  // namespace ninefold::transport

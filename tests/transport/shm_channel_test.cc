@@ -19,7 +19,9 @@
 #include <filesystem>
 #include <future>
 #include <iterator>
+#include <map>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "asio/executor_work_guard.hpp"
@@ -41,6 +43,19 @@ std::vector<std::byte> MakeFrame(uint32_t seq, size_t size) {
   std::memcpy(f.data(), &n, 4);
   std::memcpy(f.data() + 7, &seq, 4);
   for (size_t i = 11; i < f.size(); ++i) f[i] = static_cast<std::byte>((seq + i) & 0xff);
+  return f;
+}
+
+uint16_t Field16(std::span<const std::byte> f, size_t at) {
+  if (f.size() < at + 2) return 0xffff;
+  return static_cast<uint16_t>(static_cast<uint8_t>(f[at]) | static_cast<uint8_t>(f[at + 1]) << 8);
+}
+
+// A MakeFrame with 9P's type and tag bytes set.
+std::vector<std::byte> MakeMessage(uint8_t type, uint16_t tag, uint32_t seq, size_t size) {
+  std::vector<std::byte> f = MakeFrame(seq, size);
+  f[4] = static_cast<std::byte>(type);
+  std::memcpy(f.data() + 5, &tag, 2);
   return f;
 }
 
@@ -79,6 +94,11 @@ class EchoServer {
           [this, weak](std::span<const std::byte> f) {
             auto c = weak.lock();
             if (!c) return;
+            {
+              std::lock_guard lock(mu_);
+              seen_.push_back(Seen{c->FrameQueue(), Field16(f, 5), Field16(f, 7),
+                                   static_cast<uint8_t>(f[4])});
+            }
             if (c->FrameAcceptsPipe()) accepts_pipe_++;
             if (reply_) {
               uint32_t seq;
@@ -138,6 +158,17 @@ class EchoServer {
     std::lock_guard lock(mu_);
     return closes_;
   }
+  // A frame as the server saw it: the queue it came on, its tag, the 16 bits after the
+  // tag (MakeFrame's seq; a Tflush's oldtag) and its type byte.
+  struct Seen {
+    uint32_t queue;
+    uint16_t tag, next16;
+    uint8_t type;
+  };
+  std::vector<Seen> seen() {
+    std::lock_guard lock(mu_);
+    return seen_;
+  }
   uint32_t payloads_apart() const { return payloads_apart_; }
   uint32_t placements() const { return placements_; }
   uint32_t accepts_pipe() const { return accepts_pipe_; }
@@ -153,6 +184,7 @@ class EchoServer {
   std::mutex mu_;
   std::vector<std::weak_ptr<Channel>> accepted_;  // guarded by mu_
   std::vector<Error> closes_;                     // guarded by mu_
+  std::vector<Seen> seen_;                        // guarded by mu_
   std::atomic<uint32_t> payloads_apart_{0}, placements_{0}, accepts_pipe_{0};
 };
 
@@ -564,6 +596,113 @@ TEST(ShmChannelTest, SendersOnManyThreads) {
   EXPECT_EQ(client.bytes.load() > 8000u * 64, true);
 }
 
+// Queue pairs for the length of a test (the server side reads it at accept).
+class ShmQueuesForTest {
+ public:
+  explicit ShmQueuesForTest(uint32_t n) : old_(ShmQueues()) { SetShmQueues(n); }
+  ~ShmQueuesForTest() { SetShmQueues(old_); }
+
+ private:
+  uint32_t old_;
+};
+
+// A client channel that records, per reply, the queue it came back on and its tag.
+struct QueueClient {
+  explicit QueueClient(const std::string& address) {
+    auto a = ParseAddress(address);
+    EXPECT_TRUE(a);
+    auto ch = Dial(io, *a, 5s);
+    EXPECT_TRUE(ch) << ch.error().ToString();
+    channel = *ch;
+    channel->Start(
+        [this](std::span<const std::byte> f) {
+          std::lock_guard lock(mu);
+          replies.emplace_back(channel->FrameQueue(), Field16(f, 5));
+        },
+        [](const Error&) {});
+    thread = std::thread([this] { io.run(); });
+  }
+  ~QueueClient() {
+    channel->Close();
+    work.reset();
+    thread.join();
+  }
+  size_t count() {
+    std::lock_guard lock(mu);
+    return replies.size();
+  }
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  std::shared_ptr<Channel> channel;
+  std::thread thread;
+  std::mutex mu;
+  std::vector<std::pair<uint32_t, uint16_t>> replies;  // guarded by mu: {queue, tag}
+};
+
+// With several queue pairs, each sending thread has a queue of its own (its frames in
+// order there), and the server answers each frame on the queue it came in on.
+TEST(ShmChannelTest, EachSendingThreadHasItsQueueAndRepliesComeBackOnIt) {
+  ShmQueuesForTest four(4);
+  EchoServer server;
+  QueueClient client(server.address());
+  ASSERT_EQ(client.channel->queues(), 4u);
+  constexpr uint16_t kThreads = 4, kFrames = 300;
+  std::vector<std::thread> senders;
+  for (uint16_t t = 0; t < kThreads; ++t) {
+    senders.emplace_back([&, t] {
+      for (uint32_t i = 0; i < kFrames; ++i) {
+        client.channel->Send(OutFrame{MakeMessage(100, t, i, 64 + i % 500), {}, nullptr});
+      }
+    });
+  }
+  for (auto& s : senders) s.join();
+  ASSERT_TRUE(WaitFor([&] { return client.count() == kThreads * kFrames; }, 30s))
+      << client.count();
+  std::vector<EchoServer::Seen> seen = server.seen();
+  ASSERT_EQ(seen.size(), size_t{kThreads} * kFrames);
+  std::map<uint16_t, uint32_t> queue_of;   // tag (= thread) -> the queue it came on
+  std::map<uint16_t, uint32_t> next_seq;   // tag -> the seq expected next
+  for (const EchoServer::Seen& s : seen) {
+    auto [it, first] = queue_of.emplace(s.tag, s.queue);
+    EXPECT_EQ(it->second, s.queue) << "thread " << s.tag << " changed queues";
+    EXPECT_EQ(s.next16, next_seq[s.tag]++) << "thread " << s.tag << " out of order";
+  }
+  std::set<uint32_t> used;
+  for (auto [tag, queue] : queue_of) used.insert(queue);
+  EXPECT_EQ(used.size(), size_t{kThreads}) << "threads that started one after another share queues";
+  std::lock_guard lock(client.mu);
+  for (auto [queue, tag] : client.replies) {
+    EXPECT_EQ(queue, queue_of[tag]) << "a reply to thread " << tag << " came on another queue";
+  }
+}
+
+// A Tflush goes on the queue of the request it flushes, whatever thread sends it: the
+// server then sees it after that request, and answers both on that ring in order.
+TEST(ShmChannelTest, TflushTakesTheQueueOfTheRequestItFlushes) {
+  ShmQueuesForTest two(2);
+  EchoServer server;
+  QueueClient client(server.address());
+  // Threads started one after another take the queues in turn: find one whose own
+  // queue differs from the first's, so that only the routing can put its Tflush there.
+  std::thread([&] { client.channel->Send(OutFrame{MakeMessage(116, 7, 0, 23), {}, nullptr}); })
+      .join();
+  for (uint16_t tag = 20; tag < 24; ++tag) {
+    std::thread([&] {
+      client.channel->Send(OutFrame{MakeMessage(100, tag, 0, 11), {}, nullptr});
+      client.channel->Send(OutFrame{MakeMessage(108, tag + 10, 7, 11), {}, nullptr});  // Tflush 7
+    }).join();
+  }
+  ASSERT_TRUE(WaitFor([&] { return client.count() == 9; }, 10s)) << client.count();
+  std::map<uint16_t, uint32_t> queue_of;
+  for (const EchoServer::Seen& s : server.seen()) queue_of[s.tag] = s.queue;
+  std::set<uint32_t> own_queues;
+  for (uint16_t tag = 20; tag < 24; ++tag) {
+    own_queues.insert(queue_of[tag]);
+    EXPECT_EQ(queue_of[tag + 10], queue_of[7]) << "the Tflush sent with tag " << tag + 10;
+  }
+  EXPECT_EQ(own_queues.size(), 2u) << "the senders never used the other queue";
+}
+
 // A client process killed by SIGKILL: the server's channel closes promptly, and its
 // region and descriptors are released.
 TEST(ShmChannelTest, KilledPeerIsNoticedAndReleased) {
@@ -708,7 +847,7 @@ class RawShmClient {
   int memfd() const { return fds_[0]; }
   int server_eventfd() const { return fds_[1]; }  // the server's doorbell: write 8 bytes
   int client_eventfd() const { return fds_[2]; }
-  int pages_socket() const { return fds_[3]; }
+  int pages_socket(uint32_t queue = 0) const { return fds_[3 + queue]; }
 
  private:
   static testing::AssertionResult SystemFailure(const std::string& what) {
@@ -717,8 +856,8 @@ class RawShmClient {
 
   int socket_ = -1;
   ShmHello hello_{};
-  // memfd, server eventfd, client eventfd, pages socket (the hello's order)
-  int fds_[4] = {-1, -1, -1, -1};
+  // memfd, server eventfd, client eventfd, a pages socket per queue (the hello's order)
+  int fds_[3 + kMaxShmQueues] = {-1, -1, -1, -1, -1, -1, -1};
   std::byte* region_ = nullptr;
 };
 

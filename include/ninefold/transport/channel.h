@@ -148,6 +148,12 @@ class Channel {
   // the call. The pipe was checked to hold at least that many bytes; it stays the
   // peer's to write too, so it is read without blocking.
   virtual size_t FramePipeBytes() const { return 0; }
+  // Only from inside the FrameHandler: the queue pair the current frame came on, on a
+  // channel with several (shm: see queues()); else 0.
+  virtual uint32_t FrameQueue() const { return 0; }
+  // Queue pairs the channel sends and receives on: more than one only on shm, where a
+  // client's threads each send on their own and a server answers on the request's.
+  virtual uint32_t queues() const { return 1; }
   virtual int TakeFramePipe() { return -1; }
   // Before Start, on a server channel that can_splice(): the data of a Twrite of at least
   // `min_bytes` may be moved from the socket into a pipe taken from `pool` (splice(2):
