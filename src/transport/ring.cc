@@ -9,16 +9,44 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <bit>
 #include <cstring>
 #include <ctime>
 
 #include "fmt/format.h"
 
+#if defined(__SANITIZE_THREAD__)
+#define NINEFOLD_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define NINEFOLD_UNDER_TSAN 1
+#endif
+#endif
+#ifdef NINEFOLD_UNDER_TSAN
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+#endif
+
 namespace ninefold::transport {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// RingView::sync_key: one of these per ring id (ids that collide only add order).
+uint64_t sync_keys[4096];
+void* SyncKey(uint64_t id) { return &sync_keys[id % std::size(sync_keys)]; }
+
+void TsanRelease([[maybe_unused]] void* key) {
+#ifdef NINEFOLD_UNDER_TSAN
+  __tsan_release(key);
+#endif
+}
+void TsanAcquire([[maybe_unused]] void* key) {
+#ifdef NINEFOLD_UNDER_TSAN
+  __tsan_acquire(key);
+#endif
+}
 
 void FutexWait(std::atomic<uint32_t>* word, uint32_t expected, std::chrono::microseconds nap) {
   timespec ts{static_cast<time_t>(nap.count() / 1000000),
@@ -62,7 +90,9 @@ Result<RingView> RingView::Init(std::span<std::byte> memory) {
   h->producer_asleep.store(0);
   h->capacity = capacity;
   h->magic = kRingMagic;
-  return RingView(h, memory.data() + sizeof(RingHeader), capacity);
+  static std::atomic<uint64_t> next_id{0};
+  h->sync_id = next_id.fetch_add(1, std::memory_order_relaxed);
+  return RingView(h, memory.data() + sizeof(RingHeader), capacity, SyncKey(h->sync_id));
 }
 
 Result<RingView> RingView::Attach(std::span<std::byte> memory) {
@@ -77,7 +107,7 @@ Result<RingView> RingView::Attach(std::span<std::byte> memory) {
       capacity > memory.size() - sizeof(RingHeader)) {
     return Unexpected(Corrupt(fmt::format("capacity {} in {} bytes", capacity, memory.size())));
   }
-  return RingView(h, memory.data() + sizeof(RingHeader), capacity);
+  return RingView(h, memory.data() + sizeof(RingHeader), capacity, SyncKey(h->sync_id));
 }
 
 // --- producer ---------------------------------------------------------------------------
@@ -97,6 +127,7 @@ Result<uint32_t> RingProducer::Used() const {
 
 void RingProducer::Publish(uint32_t new_tail) {
   RingHeader& h = ring_.header();
+  TsanRelease(ring_.sync_key());
   h.tail.store(new_tail, std::memory_order_seq_cst);
   if (h.consumer_asleep.load(std::memory_order_seq_cst) != 0) {
     Wake(&h.consumer_asleep, wake_fd_);
@@ -179,6 +210,7 @@ Result<RingConsumer::Next> RingConsumer::TryPeek() {
     uint32_t tail = ring_.header().tail.load(std::memory_order_acquire);
     uint32_t avail = tail - head_;
     if (avail == 0) return Next{};
+    TsanAcquire(ring_.sync_key());
     if (avail > cap) {
       return Unexpected(Corrupt(fmt::format("tail {} is {} bytes ahead of head {} (capacity {})",
                                             tail, avail, head_, cap)));

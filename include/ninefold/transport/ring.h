@@ -54,6 +54,7 @@ struct RingHeader {
   // Written once by the creator.
   alignas(64) uint32_t magic;
   uint32_t capacity;
+  uint64_t sync_id;  // only names the ring to ThreadSanitizer (see RingView::sync_key)
 };
 static_assert(sizeof(RingHeader) == 192);
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
@@ -84,12 +85,19 @@ class RingView {
   uint32_t capacity() const { return capacity_; }  // our copy: never re-read from the peer
   // The largest frame that fits.
   uint32_t max_frame() const { return capacity_ / 2 - 8; }
+  // For ThreadSanitizer builds: an address both sides' views of this ring agree on, even
+  // in two mappings of it in one process (tests), where publishing releases and peeking
+  // acquires. TSan cannot tell that two mappings are one memory, so without it the order
+  // the ring gives (a buffer written, then a frame naming it) looks like a race.
+  void* sync_key() const { return sync_key_; }
 
  private:
-  RingView(RingHeader* h, std::byte* d, uint32_t c) : header_(h), data_(d), capacity_(c) {}
+  RingView(RingHeader* h, std::byte* d, uint32_t c, void* key)
+      : header_(h), data_(d), capacity_(c), sync_key_(key) {}
   RingHeader* header_;
   std::byte* data_;
   uint32_t capacity_;
+  void* sync_key_;
 };
 
 class RingProducer {
