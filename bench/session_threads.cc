@@ -61,8 +61,8 @@ int main(int argc, char** argv) {
       return Usage("unknown option");
     }
   }
-  if (threads < 1 || threads > 64 || seconds <= 0 || (op != "stat" && op != "pread") ||
-      size < 1 || size > (16u << 20)) {
+  if (threads < 1 || threads > 64 || seconds <= 0 || (op != "stat" && op != "pread") || size < 1 ||
+      size > (16u << 20)) {
     return Usage("bad value (threads 1-64, seconds > 0, op stat or pread, size 1 to 16M)");
   }
   ninefold::Result<ninefold::Link> link = ninefold::dial(addr);
@@ -112,8 +112,7 @@ int main(int argc, char** argv) {
   }
   for (auto& w : workers) w.join();
   if (failed) {
-    std::fprintf(stderr, "session_threads: a %s failed (is FILE at least one byte?)\n",
-                 op.c_str());
+    std::fprintf(stderr, "session_threads: a %s failed (is FILE at least one byte?)\n", op.c_str());
     return 1;
   }
   double ops_s = static_cast<double>(ops.load()) / seconds;

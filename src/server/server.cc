@@ -123,7 +123,8 @@ Result<transport::Address> Server::Listen(const transport::Address& address) {
     return address;
   }
   auto listener = transport::Listen(
-      impl_->io, address, [impl = impl_.get()](auto channel) { impl->Accept(std::move(channel)); });
+      impl_->io, address, [impl = impl_.get()](auto channel) { impl->Accept(std::move(channel)); },
+      {.shm_queues = impl_->options.shm_queues});
   if (!listener) return Unexpected(listener.error());
   transport::Address bound = (*listener)->address();
   std::lock_guard lock(impl_->mu);

@@ -41,10 +41,10 @@ struct ShmHello {
   uint32_t magic = 0;
   uint32_t version = 0;
   uint64_t region_bytes = 0;
-  uint32_t ring_bytes = 0;  // footprint of each ring (header + capacity), page multiple
-  uint32_t c2s_offset = 0;  // queue 0's client -> server ring
-  uint32_t s2c_offset = 0;  // queue 0's server -> client ring
-  uint32_t queues = 0;      // queue pairs: 1 to kMaxShmQueues
+  uint32_t ring_bytes = 0;   // footprint of each ring (header + capacity), page multiple
+  uint32_t c2s_offset = 0;   // queue 0's client -> server ring
+  uint32_t s2c_offset = 0;   // queue 0's server -> client ring
+  uint32_t queues = 0;       // queue pairs: 1 to kMaxShmQueues
   uint64_t data_offset = 0;  // the data area (the arena): page multiples, after the rings
   uint64_t data_bytes = 0;
 };
@@ -109,10 +109,9 @@ struct ReceivedShmHello {
 // Pages cost memory only once written.
 uint64_t ShmDataBytes();
 
-// Queue pairs per connection a server offers (NINEFOLD_SHM_QUEUES overrides, 1 to
-// kMaxShmQueues); SetShmQueues changes it for connections accepted from then on.
-uint32_t ShmQueues();
-void SetShmQueues(uint32_t queues);
+// Queue pairs per connection for a listener asked for `requested` (ListenOptions): that,
+// or when 0, NINEFOLD_SHM_QUEUES, or 1; always within 1 to kMaxShmQueues.
+uint32_t ShmQueues(uint32_t requested);
 
 // How long an idle receiver polls before it sleeps (NINEFOLD_SHM_SPIN_US overrides).
 std::chrono::microseconds ShmSpin();
@@ -125,7 +124,8 @@ std::chrono::microseconds ShmSpin();
 
 [[nodiscard]] Result<std::unique_ptr<Listener>> ListenShm(asio::io_context& io,
                                                           const Address& address,
-                                                          Listener::AcceptHandler on_accept);
+                                                          Listener::AcceptHandler on_accept,
+                                                          uint32_t queues);
 // The client side: `fd` is a Unix socket connected to the server's PATH; this waits (at
 // most `timeout`) for the hello, checks every field and maps the region. Takes `fd` over.
 [[nodiscard]] Result<std::shared_ptr<Channel>> OpenShmClient(asio::io_context& io, int fd,

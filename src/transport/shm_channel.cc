@@ -43,8 +43,9 @@ using stream_protocol = asio::local::stream_protocol;
 constexpr uint32_t kRingCapacity = 4u << 20;
 // The longest a sleeping receiver goes without looking at its ring.
 constexpr auto kNap = std::chrono::milliseconds(100);
-// Queue pairs per connection unless NINEFOLD_SHM_QUEUES says otherwise.
-constexpr uint32_t kDefaultShmQueues = 2;
+// Queue pairs per connection unless the listener or NINEFOLD_SHM_QUEUES says otherwise:
+// one, since more measured no gain on a 2-core machine (docs/shm.md, "Queue pairs").
+constexpr uint32_t kDefaultShmQueues = 1;
 // How long one Poll handler keeps polling an empty ring before it lets the io thread run
 // other handlers: short, since those (other connections on a server's io thread) wait.
 constexpr auto kSpinInPlace = std::chrono::microseconds(5);
@@ -749,12 +750,12 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   asio::steady_timer nap_;
   std::string peer_;
   std::chrono::microseconds spin_;
-  bool in_place_ = false;  // set before Start
-  bool yield_ = false;     // Poll's: a handler asked for a turn of the io_context
-  FrameHandler on_frame_;  // Poll's
-  size_t first_rx_ = 0;                              // Poll's: the queue it looks at first
-  Queue* rxq_ = nullptr;                             // Poll's: the queue being delivered
-  uint32_t frame_queue_ = 0;                         // Poll's: its index
+  bool in_place_ = false;     // set before Start
+  bool yield_ = false;        // Poll's: a handler asked for a turn of the io_context
+  FrameHandler on_frame_;     // Poll's
+  size_t first_rx_ = 0;       // Poll's: the queue it looks at first
+  Queue* rxq_ = nullptr;      // Poll's: the queue being delivered
+  uint32_t frame_queue_ = 0;  // Poll's: its index
   std::shared_ptr<std::vector<std::byte>> scratch_;  // Poll's: the last frame's copy
   std::shared_ptr<const void> current_;              // Poll's: the frame being delivered
   std::span<const std::byte> frame_payload_;         // Poll's: its payload by reference
@@ -777,8 +778,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
 
 // Server side of one accepted connection: make the region and eventfds, send the hello.
 Result<std::shared_ptr<Channel>> AcceptShm(asio::io_context& io, stream_protocol::socket socket,
-                                           const Address& address) {
-  const uint32_t queues = ShmQueues();
+                                           const Address& address, uint32_t queues) {
   const uint32_t ring_bytes = RingBytes();
   const uint64_t rings_bytes = 2 * uint64_t{ring_bytes} * queues;
   const uint64_t data_bytes = ShmDataBytes();
@@ -845,19 +845,20 @@ Result<std::shared_ptr<Channel>> AcceptShm(asio::io_context& io, stream_protocol
   }
   for (uint32_t i = 0; i < queues; ++i) ::close(pages[2 * i + 1]);  // the client's now
   std::string peer = fmt::format("shm!{}#{}", address.path, socket.native_handle());
-  return std::shared_ptr<Channel>(std::make_shared<ShmChannel>(
-      io, std::move(socket), std::move(*region), std::move(arena), rings, efd_server, efd_client,
-      false, peer));
+  return std::shared_ptr<Channel>(
+      std::make_shared<ShmChannel>(io, std::move(socket), std::move(*region), std::move(arena),
+                                   rings, efd_server, efd_client, false, peer));
 }
 
 class ShmListener final : public Listener {
  public:
   ShmListener(asio::io_context& io, stream_protocol::acceptor acceptor, Address address,
-              AcceptHandler on_accept)
+              AcceptHandler on_accept, uint32_t queues)
       : io_(io),
         acceptor_(std::move(acceptor)),
         address_(std::move(address)),
         on_accept_(std::move(on_accept)),
+        queues_(queues),
         alive_(std::make_shared<bool>(true)) {
     AcceptNext();
   }
@@ -873,31 +874,32 @@ class ShmListener final : public Listener {
 
  private:
   void AcceptNext() {
-    acceptor_.async_accept(
-        [this, alive = alive_](const std::error_code& ec, stream_protocol::socket socket) {
+    acceptor_.async_accept([this, alive = alive_](const std::error_code& ec,
+                                                  stream_protocol::socket socket) {
+      if (!*alive) return;
+      if (ec) {
+        if (ec == asio::error::operation_aborted) return;
+        Log(LogLevel::kWarn, "accept on {}: {}", address_.ToString(), ec.message());
+      } else {
+        Result<std::shared_ptr<Channel>> ch = AcceptShm(io_, std::move(socket), address_, queues_);
+        if (!ch) {
+          Log(LogLevel::kWarn, "shm connection on {}: {}", address_.ToString(),
+              ch.error().ToString());
+        } else {
+          AcceptHandler handler = on_accept_;
+          handler(std::move(*ch));
           if (!*alive) return;
-          if (ec) {
-            if (ec == asio::error::operation_aborted) return;
-            Log(LogLevel::kWarn, "accept on {}: {}", address_.ToString(), ec.message());
-          } else {
-            Result<std::shared_ptr<Channel>> ch = AcceptShm(io_, std::move(socket), address_);
-            if (!ch) {
-              Log(LogLevel::kWarn, "shm connection on {}: {}", address_.ToString(),
-                  ch.error().ToString());
-            } else {
-              AcceptHandler handler = on_accept_;
-              handler(std::move(*ch));
-              if (!*alive) return;
-            }
-          }
-          AcceptNext();
-        });
+        }
+      }
+      AcceptNext();
+    });
   }
 
   asio::io_context& io_;
   stream_protocol::acceptor acceptor_;
   Address address_;
   AcceptHandler on_accept_;
+  const uint32_t queues_;
   std::shared_ptr<bool> alive_;  // io thread
 };
 
@@ -912,21 +914,12 @@ uint64_t ShmDataBytes() {
   return bytes;
 }
 
-namespace {
-std::atomic<uint32_t>& QueuesSetting() {
-  static std::atomic<uint32_t> queues = [] {
+uint32_t ShmQueues(uint32_t requested) {
+  static const uint32_t from_env = [] {
     const char* env = std::getenv("NINEFOLD_SHM_QUEUES");
-    unsigned long n = env ? std::strtoul(env, nullptr, 10) : kDefaultShmQueues;
-    return static_cast<uint32_t>(std::clamp<unsigned long>(n, 1, kMaxShmQueues));
+    return static_cast<uint32_t>(env ? std::strtoul(env, nullptr, 10) : kDefaultShmQueues);
   }();
-  return queues;
-}
-}  // namespace
-
-uint32_t ShmQueues() { return QueuesSetting().load(); }
-
-void SetShmQueues(uint32_t queues) {
-  QueuesSetting().store(std::clamp<uint32_t>(queues, 1, kMaxShmQueues));
+  return std::clamp<uint32_t>(requested != 0 ? requested : from_env, 1, kMaxShmQueues);
 }
 
 std::chrono::microseconds ShmSpin() {
@@ -938,11 +931,11 @@ std::chrono::microseconds ShmSpin() {
 }
 
 Result<std::unique_ptr<Listener>> ListenShm(asio::io_context& io, const Address& address,
-                                            Listener::AcceptHandler on_accept) {
+                                            Listener::AcceptHandler on_accept, uint32_t queues) {
   auto acceptor = ListenOnUnixPath(io, address);
   if (!acceptor) return Unexpected(acceptor.error());
   return std::unique_ptr<Listener>(
-      new ShmListener(io, std::move(*acceptor), address, std::move(on_accept)));
+      new ShmListener(io, std::move(*acceptor), address, std::move(on_accept), queues));
 }
 
 Result<ReceivedShmHello> ReceiveShmHello(int fd) {
@@ -1010,8 +1003,8 @@ Result<std::shared_ptr<Channel>> OpenShmClient(asio::io_context& io, int fd, con
   std::sort(sorted.begin(), sorted.end());
   bool rings_ok = rb >= RingView::Footprint(64);
   for (size_t i = 0; i < sorted.size(); ++i) {
-    rings_ok = rings_ok && sorted[i] % buf::kPageSize == 0 && sorted[i] + rb <= hello.region_bytes &&
-               (i == 0 || sorted[i - 1] + rb <= sorted[i]);
+    rings_ok = rings_ok && sorted[i] % buf::kPageSize == 0 &&
+               sorted[i] + rb <= hello.region_bytes && (i == 0 || sorted[i - 1] + rb <= sorted[i]);
   }
   if (!rings_ok) {
     return bad(fmt::format("{} queues of rings at {} and {} of {} bytes in {}", hello.queues,
@@ -1050,10 +1043,9 @@ Result<std::shared_ptr<Channel>> OpenShmClient(asio::io_context& io, int fd, con
   std::error_code ec;
   socket.assign(stream_protocol(), fd, ec);
   if (ec) return fail(Error(ec, "shm socket"), fds);
-  return std::shared_ptr<Channel>(std::make_shared<ShmChannel>(io, std::move(socket),
-                                                               std::move(*region), std::move(arena),
-                                                               queues, fds[2], fds[1], true,
-                                                               address.ToString()));
+  return std::shared_ptr<Channel>(
+      std::make_shared<ShmChannel>(io, std::move(socket), std::move(*region), std::move(arena),
+                                   queues, fds[2], fds[1], true, address.ToString()));
 }
 
 }  // namespace ninefold::transport

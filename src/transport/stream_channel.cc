@@ -777,14 +777,14 @@ Result<asio::local::stream_protocol::acceptor> ListenOnUnixPath(asio::io_context
 }
 
 Result<std::unique_ptr<Listener>> Listen(asio::io_context& io, const Address& address,
-                                         Listener::AcceptHandler on_accept) {
+                                         Listener::AcceptHandler on_accept, ListenOptions options) {
   switch (address.kind) {
     case Address::Kind::kTcp:
       return ListenTcp(io, address, std::move(on_accept));
     case Address::Kind::kUnix:
       return ListenUnix(io, address, std::move(on_accept));
     case Address::Kind::kShm:
-      return ListenShm(io, address, std::move(on_accept));
+      return ListenShm(io, address, std::move(on_accept), ShmQueues(options.shm_queues));
     case Address::Kind::kFd:
       break;
   }

@@ -202,6 +202,8 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::Start(ServerKind kind, Net
     case ServerKind::kNinefold:
       args = {NINEFOLD_BINARY, "serve", "--listen", p->address_, "--export",
               export_dir,      "--ctl", "--ramfs",  "ram"};
+      // Over shm, two queue pairs: the suite's threads then send on both.
+      if (net == Net::kShm) args.insert(args.end(), {"--shm-queues", "2"});
       break;
     case ServerKind::kDiod:
       args = {kDiod, "-f", "-n", "-c", "/dev/null", "-l", listen, "-e", export_dir};

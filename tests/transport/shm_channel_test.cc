@@ -5,6 +5,7 @@
 // working.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -82,58 +83,61 @@ class EchoServer {
  public:
   // When set, each frame is answered with reply(its seq) instead of its echo.
   using Reply = std::function<OutFrame(uint32_t seq)>;
-  explicit EchoServer(Reply reply = nullptr)
+  // `queues`: shm queue pairs per connection (0: the default).
+  explicit EchoServer(Reply reply = nullptr, uint32_t queues = 0)
       : reply_(std::move(reply)),
         path_(std::filesystem::temp_directory_path() /
               ("nf-shm-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++))) {
     Address a{.kind = Address::Kind::kShm, .path = path_.string()};
-    auto l = Listen(io_, a, [this](std::shared_ptr<Channel> ch) {
-      ch->SetMaxFrame(4u << 20);
-      std::weak_ptr<Channel> weak = ch;
-      ch->Start(
-          [this, weak](std::span<const std::byte> f) {
-            auto c = weak.lock();
-            if (!c) return;
-            {
-              std::lock_guard lock(mu_);
-              seen_.push_back(Seen{c->FrameQueue(), Field16(f, 5), Field16(f, 7),
-                                   static_cast<uint8_t>(f[4])});
-            }
-            if (c->FrameAcceptsPipe()) accepts_pipe_++;
-            if (reply_) {
-              uint32_t seq;
-              std::memcpy(&seq, f.data() + 7, 4);
-              c->Send(reply_(seq));
-              return;
-            }
-            std::span<std::byte> place = c->FramePlacement();
-            std::span<const std::byte> apart = c->FramePayload();
-            if (!place.empty()) {
-              placements_++;
-              uint32_t seq;
-              std::memcpy(&seq, f.data() + 7, 4);
-              std::vector<std::byte> head = MakeFrame(seq, 11);
-              auto size = static_cast<uint32_t>(11 + place.size());
-              std::memcpy(head.data(), &size, 4);
-              for (size_t i = 0; i < place.size(); ++i) {
-                place[i] = static_cast<std::byte>((seq + 11 + i) & 0xff);
-              }
-              c->Send(OutFrame{std::move(head), place, nullptr});
-              return;
-            }
-            if (!apart.empty()) payloads_apart_++;
-            std::vector<std::byte> whole(f.begin(), f.end());
-            whole.insert(whole.end(), apart.begin(), apart.end());
-            c->Send(OutFrame{std::move(whole), {}, nullptr});
-          },
-          [this, ch](const Error& why) mutable {
-            std::lock_guard lock(mu_);
-            closes_.push_back(why);
-            ch.reset();
-          });
-      std::lock_guard lock(mu_);
-      accepted_.push_back(ch);
-    });
+    auto l = Listen(io_, a,
+                    [this](std::shared_ptr<Channel> ch) {
+                      ch->SetMaxFrame(4u << 20);
+                      std::weak_ptr<Channel> weak = ch;
+                      ch->Start(
+                          [this, weak](std::span<const std::byte> f) {
+                            auto c = weak.lock();
+                            if (!c) return;
+                            {
+                              std::lock_guard lock(mu_);
+                              seen_.push_back(Seen{c->FrameQueue(), Field16(f, 5), Field16(f, 7),
+                                                   static_cast<uint8_t>(f[4])});
+                            }
+                            if (c->FrameAcceptsPipe()) accepts_pipe_++;
+                            if (reply_) {
+                              uint32_t seq;
+                              std::memcpy(&seq, f.data() + 7, 4);
+                              c->Send(reply_(seq));
+                              return;
+                            }
+                            std::span<std::byte> place = c->FramePlacement();
+                            std::span<const std::byte> apart = c->FramePayload();
+                            if (!place.empty()) {
+                              placements_++;
+                              uint32_t seq;
+                              std::memcpy(&seq, f.data() + 7, 4);
+                              std::vector<std::byte> head = MakeFrame(seq, 11);
+                              auto size = static_cast<uint32_t>(11 + place.size());
+                              std::memcpy(head.data(), &size, 4);
+                              for (size_t i = 0; i < place.size(); ++i) {
+                                place[i] = static_cast<std::byte>((seq + 11 + i) & 0xff);
+                              }
+                              c->Send(OutFrame{std::move(head), place, nullptr});
+                              return;
+                            }
+                            if (!apart.empty()) payloads_apart_++;
+                            std::vector<std::byte> whole(f.begin(), f.end());
+                            whole.insert(whole.end(), apart.begin(), apart.end());
+                            c->Send(OutFrame{std::move(whole), {}, nullptr});
+                          },
+                          [this, ch](const Error& why) mutable {
+                            std::lock_guard lock(mu_);
+                            closes_.push_back(why);
+                            ch.reset();
+                          });
+                      std::lock_guard lock(mu_);
+                      accepted_.push_back(ch);
+                    },
+                    {.shm_queues = queues});
     EXPECT_TRUE(l) << l.error().ToString();
     listener_ = std::move(*l);
     thread_ = std::thread([this] { io_.run(); });
@@ -596,16 +600,6 @@ TEST(ShmChannelTest, SendersOnManyThreads) {
   EXPECT_EQ(client.bytes.load() > 8000u * 64, true);
 }
 
-// Queue pairs for the length of a test (the server side reads it at accept).
-class ShmQueuesForTest {
- public:
-  explicit ShmQueuesForTest(uint32_t n) : old_(ShmQueues()) { SetShmQueues(n); }
-  ~ShmQueuesForTest() { SetShmQueues(old_); }
-
- private:
-  uint32_t old_;
-};
-
 // A client channel that records, per reply, the queue it came back on and its tag.
 struct QueueClient {
   explicit QueueClient(const std::string& address) {
@@ -642,8 +636,7 @@ struct QueueClient {
 // With several queue pairs, each sending thread has a queue of its own (its frames in
 // order there), and the server answers each frame on the queue it came in on.
 TEST(ShmChannelTest, EachSendingThreadHasItsQueueAndRepliesComeBackOnIt) {
-  ShmQueuesForTest four(4);
-  EchoServer server;
+  EchoServer server(nullptr, 4);
   QueueClient client(server.address());
   ASSERT_EQ(client.channel->queues(), 4u);
   constexpr uint16_t kThreads = 4, kFrames = 300;
@@ -656,12 +649,11 @@ TEST(ShmChannelTest, EachSendingThreadHasItsQueueAndRepliesComeBackOnIt) {
     });
   }
   for (auto& s : senders) s.join();
-  ASSERT_TRUE(WaitFor([&] { return client.count() == kThreads * kFrames; }, 30s))
-      << client.count();
+  ASSERT_TRUE(WaitFor([&] { return client.count() == kThreads * kFrames; }, 30s)) << client.count();
   std::vector<EchoServer::Seen> seen = server.seen();
   ASSERT_EQ(seen.size(), size_t{kThreads} * kFrames);
-  std::map<uint16_t, uint32_t> queue_of;   // tag (= thread) -> the queue it came on
-  std::map<uint16_t, uint32_t> next_seq;   // tag -> the seq expected next
+  std::map<uint16_t, uint32_t> queue_of;  // tag (= thread) -> the queue it came on
+  std::map<uint16_t, uint32_t> next_seq;  // tag -> the seq expected next
   for (const EchoServer::Seen& s : seen) {
     auto [it, first] = queue_of.emplace(s.tag, s.queue);
     EXPECT_EQ(it->second, s.queue) << "thread " << s.tag << " changed queues";
@@ -679,13 +671,13 @@ TEST(ShmChannelTest, EachSendingThreadHasItsQueueAndRepliesComeBackOnIt) {
 // A Tflush goes on the queue of the request it flushes, whatever thread sends it: the
 // server then sees it after that request, and answers both on that ring in order.
 TEST(ShmChannelTest, TflushTakesTheQueueOfTheRequestItFlushes) {
-  ShmQueuesForTest two(2);
-  EchoServer server;
+  EchoServer server(nullptr, 2);
   QueueClient client(server.address());
   // Threads started one after another take the queues in turn: find one whose own
   // queue differs from the first's, so that only the routing can put its Tflush there.
-  std::thread([&] { client.channel->Send(OutFrame{MakeMessage(116, 7, 0, 23), {}, nullptr}); })
-      .join();
+  std::thread([&] {
+    client.channel->Send(OutFrame{MakeMessage(116, 7, 0, 23), {}, nullptr});
+  }).join();
   for (uint16_t tag = 20; tag < 24; ++tag) {
     std::thread([&] {
       client.channel->Send(OutFrame{MakeMessage(100, tag, 0, 11), {}, nullptr});
@@ -899,6 +891,87 @@ TEST(ShmChannelHostileTest, ScribblerIsCutOffOthersUnaffected) {
   EXPECT_TRUE(cut_off) << "the server never noticed the scribbling";
   EXPECT_TRUE(good_done) << good.received << " of 500 echoed to the good client";
   EXPECT_EQ(good.bad, 0u);
+}
+
+// A hostile server's hello: a queue count out of range, descriptors that do not match
+// it, rings of one queue on top of another's, a data area over a ring. The client
+// refuses each before mapping anything, saying why; the same hello made right connects
+// with its two queues.
+TEST(ShmChannelHostileTest, HellosWithBadQueuesAreRefused) {
+  constexpr uint64_t kRing = 64 * 1024;  // ring footprint: a page multiple
+  struct Case {
+    const char* name;
+    uint32_t queues;
+    size_t pages_sockets;  // descriptors sent after the first three
+    uint32_t s2c_offset;
+    uint64_t data_offset;
+    const char* expect;  // in the error; empty: connects
+  };
+  const Case cases[] = {
+      {"no queues", 0, 0, kRing, 4 * kRing, "0 queues"},
+      {"five queues", 5, 4, kRing, 10 * kRing, "5 queues"},
+      {"a pages socket missing", 2, 1, kRing, 4 * kRing, "4 descriptors, not 5"},
+      {"queue 1 on queue 0's ring", 2, 2, 2 * kRing, 4 * kRing, "queues of rings"},
+      {"data over queue 1", 2, 2, kRing, 3 * kRing, "data area"},
+      {"right", 2, 2, kRing, 4 * kRing, ""},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const uint64_t data_bytes = 16 * buf::kPageSize;
+    Result<std::shared_ptr<buf::Region>> region =
+        buf::Region::Create(5 * kRing + data_bytes, "hostile-hello");
+    ASSERT_TRUE(region) << region.error().ToString();
+    for (uint64_t at = 0; at < 4 * kRing; at += kRing) {
+      ASSERT_TRUE(RingView::Init({(*region)->data() + at, kRing}));
+    }
+    ShmHello hello{.magic = kShmMagic,
+                   .version = kShmVersion,
+                   .region_bytes = (*region)->size(),
+                   .ring_bytes = static_cast<uint32_t>(kRing),
+                   .c2s_offset = 0,
+                   .s2c_offset = c.s2c_offset,
+                   .queues = c.queues,
+                   .data_offset = c.data_offset,
+                   .data_bytes = data_bytes};
+    int link[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, link), 0);
+    std::vector<int> fds = {(*region)->fd(), ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
+                            ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+    std::vector<int> ours;  // our ends of the pages sockets
+    for (size_t i = 0; i < c.pages_sockets; ++i) {
+      int pair[2];
+      ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+      ours.push_back(pair[0]);
+      fds.push_back(pair[1]);
+    }
+    alignas(cmsghdr) char control[CMSG_SPACE(8 * sizeof(int))] = {};
+    iovec iov{&hello, sizeof hello};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
+    cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
+    std::memcpy(CMSG_DATA(cm), fds.data(), fds.size() * sizeof(int));
+    ASSERT_EQ(::sendmsg(link[0], &msg, 0), static_cast<ssize_t>(sizeof hello));
+    for (size_t i = 1; i < fds.size(); ++i) ::close(fds[i]);  // the client has them now
+    asio::io_context io;
+    Result<std::shared_ptr<Channel>> ch =
+        OpenShmClient(io, link[1], Address{.kind = Address::Kind::kShm, .path = "/hostile"}, 5s);
+    if (c.expect[0] == '\0') {
+      ASSERT_TRUE(ch) << ch.error().ToString();
+      EXPECT_EQ((*ch)->queues(), 2u);
+      (*ch)->Close();
+    } else {
+      ASSERT_FALSE(ch) << "connected";
+      EXPECT_NE(ch.error().ToString().find(c.expect), std::string::npos) << ch.error().ToString();
+    }
+    ::close(link[0]);
+    for (int fd : ours) ::close(fd);
+  }
 }
 
 // A hostile client whose ring records carry trailers that point outside the data area,

@@ -29,6 +29,7 @@ struct ServeOptions {
   unsigned threads = 8;
   unsigned spin_us = 50;
   unsigned splice_pipes = 16;
+  uint32_t shm_queues = 0;
   uint32_t max_fids = 65536;
   uint32_t max_outstanding = 256;
   bool trace = false;
@@ -82,6 +83,7 @@ int RunServe(const ServeOptions& opt) {
                                    .worker_threads = opt.threads,
                                    .spin = std::chrono::microseconds(opt.spin_us),
                                    .splice_pipes = opt.splice_pipes,
+                                   .shm_queues = opt.shm_queues,
                                    .trace = opt.trace});
   server::Server& srv = *server;
   bool only_fd = true;
@@ -160,6 +162,11 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                   "to file, through at most this many pipes at once; beyond that they are "
                   "copied (default 16; 0: always copy)")
       ->check(CLI::Range(0u, 1024u));
+  cmd->add_option("--shm-queues", opt->shm_queues,
+                  "queue pairs per shm! connection, 1 to 4: each client thread sends on its "
+                  "own, for clients sending from many threads on many cores (default "
+                  "NINEFOLD_SHM_QUEUES, else 1)")
+      ->check(CLI::Range(1u, 4u));
   cmd->add_option("--max-fids", opt->max_fids, "fids per connection (default 65536)")
       ->check(CLI::Range(16u, 1u << 24));
   cmd->add_option("--max-outstanding", opt->max_outstanding,

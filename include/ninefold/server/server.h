@@ -51,6 +51,9 @@ struct ServerOptions {
   // most this many pipes at once, shared by all connections (more reads or writes in
   // flight than that are copied). Zero: never splice.
   unsigned splice_pipes = 16;
+  // shm! connections: queue pairs each (transport::ListenOptions::shm_queues; 0: the
+  // NINEFOLD_SHM_QUEUES environment variable, else 1).
+  uint32_t shm_queues = 0;
   // Print every message (also enabled by NINEFOLD_TRACE=1 in the environment).
   bool trace = false;
 };

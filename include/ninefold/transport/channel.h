@@ -198,10 +198,18 @@ class Listener {
   virtual void Close() = 0;
 };
 
-// Listens on a tcp or unix address and calls on_accept for every connection. A unix
+// What a listener gives the connections it accepts.
+struct ListenOptions {
+  // shm!: queue pairs per connection, 1 to 4 (Channel::queues(): a client's threads each
+  // send on their own). 0: NINEFOLD_SHM_QUEUES if set, else 1. Other transports ignore it.
+  uint32_t shm_queues = 0;
+};
+
+// Listens on a tcp, unix or shm address and calls on_accept for every connection. A unix
 // socket path that exists is replaced only if it is a socket nobody listens on.
 [[nodiscard]] Result<std::unique_ptr<Listener>> Listen(asio::io_context& io, const Address& address,
-                                                       Listener::AcceptHandler on_accept);
+                                                       Listener::AcceptHandler on_accept,
+                                                       ListenOptions options = {});
 
 // A channel over inherited descriptors (fd!R!W); R and W may be the same descriptor.
 [[nodiscard]] Result<std::shared_ptr<Channel>> OpenFdChannel(asio::io_context& io, int read_fd,
