@@ -231,21 +231,26 @@ class Ops {
       return Reply{wire::Rwrite{.count = static_cast<uint32_t>(value.size())}, nullptr};
     }
     if (!f.open) return Errno(EBADF, "write on a fid that is not open");
-    // The data may begin in a pipe (the channel spliced it from the socket); the frame
-    // holds the rest, if any. A short write of the first part ends it there.
-    size_t written = 0;
-    if (data_ != nullptr) {
-      const size_t piped = data_->pending;
+    // The data may begin in a pipe (the channel spliced it from the socket). When the
+    // frame holds the rest (the pipe filled up first), both go to the node as one Write,
+    // as the client sent one: a synthetic file may take each write as a whole.
+    if (data_ != nullptr && m.data.bytes.empty()) {
       Result<size_t> n = WritePiped(*f.node, m.offset);
       if (!n) return Unexpected(n.error());
-      written = *n;
-      if (written < piped || m.data.bytes.empty()) {
-        return Reply{wire::Rwrite{.count = static_cast<uint32_t>(written)}, nullptr};
-      }
+      return Reply{wire::Rwrite{.count = static_cast<uint32_t>(*n)}, nullptr};
     }
-    Result<size_t> n = f.node->Write(m.offset + written, m.data.bytes);
-    if (!n && written == 0) return Unexpected(n.error());
-    return Reply{wire::Rwrite{.count = static_cast<uint32_t>(written + (n ? *n : 0))}, nullptr};
+    std::string joined;
+    std::span<const std::byte> bytes = m.data.bytes;
+    if (data_ != nullptr) {
+      Result<std::string> piped = PipedBytes();
+      if (!piped) return Unexpected(piped.error());
+      joined = std::move(*piped);
+      joined.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+      bytes = std::as_bytes(std::span(joined));
+    }
+    Result<size_t> n = f.node->Write(m.offset, bytes);
+    if (!n) return Unexpected(n.error());
+    return Reply{wire::Rwrite{.count = static_cast<uint32_t>(*n)}, nullptr};
   }
 
   // --- 9P2000.L --------------------------------------------------------------------------

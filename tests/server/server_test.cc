@@ -375,6 +375,44 @@ TEST_F(ServerTest, PipelinedWritesArriveIntact) {
   }
 }
 
+// A Twrite whose data arrives in many small segments: the server splices what it can
+// into a pipe, and when the pipe's slots (one per segment) run out, reads the rest into
+// memory. The node still gets the client's one write as one Write call (a synthetic file
+// may take each write as a whole), every byte in order.
+TEST_F(ServerTest, ATwritePartlySplicedReachesTheNodeAsOneWrite) {
+  RawClient c(port_);
+  c.Version(Dialect::k9P2000L);
+  c.Attach(0, "synthetic");
+  c.Call<wire::Rwalk>(2, wire::Twalk{.fid = 0, .newfid = 1, .wnames = {"sink"}});
+  c.Call<wire::Rlopen>(3, wire::Tlopen{.fid = 1, .flags = O_WRONLY});
+  std::string payload(60000, '\0');
+  for (size_t j = 0; j < payload.size(); ++j) payload[j] = static_cast<char>('a' + j * 7 % 26);
+  auto frame = wire::Encode(wire::Frame{9, wire::Twrite{.fid = 1, .data = wire::Data(payload)}},
+                            Dialect::k9P2000L, 65536);
+  ASSERT_TRUE(frame);
+  // The head alone (so that the server reads exactly it and splices what follows), then
+  // the data in 400 segments of 150 bytes: more than the 256 slots of the server's 1 MiB
+  // pipes, so the pipe fills up before the data is all there.
+  constexpr size_t kTwriteHead = 23;
+  c.SendRaw(std::span<const std::byte>(*frame).first(kTwriteHead));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::span<const std::byte> rest = std::span<const std::byte>(*frame).subspan(kTwriteHead);
+  while (!rest.empty()) {
+    size_t n = std::min<size_t>(rest.size(), 150);
+    c.SendRaw(rest.first(n));
+    rest = rest.subspan(n);
+    std::this_thread::sleep_for(std::chrono::microseconds(20));
+  }
+  auto reply = c.Recv();
+  ASSERT_TRUE(reply);
+  ASSERT_TRUE(std::holds_alternative<wire::Rwrite>(reply->msg))
+      << wire::Format(*reply, Dialect::k9P2000L);
+  EXPECT_EQ(std::get<wire::Rwrite>(reply->msg).count, payload.size());
+  std::lock_guard lock(sink_mu_);
+  ASSERT_EQ(sink_.size(), 1u) << "one Twrite reached the node as " << sink_.size() << " writes";
+  EXPECT_TRUE(sink_[0] == payload) << "the bytes differ";
+}
+
 TEST_F(ServerTest, FlushOfAnAnsweredTagIsImmediate) {
   RawClient c(port_);
   c.Version(Dialect::k9P2000L);
