@@ -42,13 +42,8 @@ for tool in diod diodload perl; do
   command -v $tool >/dev/null || { echo "missing $tool (scripts/install-deps.sh)" >&2; exit 2; }
 done
 
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$BENCH_DIR"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/lib.sh"
+stop_on_exit
 
 EXPORT=$BENCH_DIR/export
 mkdir -p "$EXPORT"

@@ -55,13 +55,8 @@ for f in big wfile; do
   fi
 done
 
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$BENCH_DIR"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/lib.sh"
+stop_on_exit
 
 free_port() {
   perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, Listen => 1)->sockport, "\n"'

@@ -25,18 +25,11 @@ SECS=${SECONDS_PER_RUN:-2}
 QUEUES=${QUEUES:-2}
 THREADS=${THREADS:-1 2 4}
 BENCH_DIR=${BENCH_DIR:-/dev/shm/ninefold-queues-bench}
-for f in "$NINEFOLD" "$CLIENT"; do
-  [ -x "$f" ] || { echo "missing $f: cmake --build $BUILD" >&2; exit 2; }
-done
+source "$(dirname "$0")/lib.sh"
+need_executables "$NINEFOLD" "$CLIENT"
 
 mkdir -p "$BENCH_DIR"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$BENCH_DIR"
-}
-trap cleanup EXIT
+stop_on_exit
 
 # start_server NAME QUEUES: ninefold serve with ramfs 'ram' holding a 1 MiB file 'f', on
 # shm and unix sockets named after NAME.

@@ -34,19 +34,12 @@ SECS=${SECONDS_PER_ROW:-3}
 IO_BYTES=${IO_BYTES:-1G}
 READ_OUTSTANDING=${READ_OUTSTANDING:-4}
 BENCH_DIR=${BENCH_DIR:-/dev/shm/ninefold-shm-bench}
-for f in "$NINEFOLD" "$PINGPONG"; do
-  [ -x "$f" ] || { echo "missing $f: cmake --build $BUILD" >&2; exit 2; }
-done
+source "$(dirname "$0")/lib.sh"
+need_executables "$NINEFOLD" "$PINGPONG"
 command -v perl >/dev/null || { echo "missing perl" >&2; exit 2; }
 
 mkdir -p "$BENCH_DIR/export"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$BENCH_DIR"
-}
-trap cleanup EXIT
+stop_on_exit
 
 port=$(perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, Listen => 1)->sockport')
 SHM="shm!$BENCH_DIR/shm.sock"

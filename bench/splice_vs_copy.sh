@@ -25,17 +25,11 @@ P9LOAD=$BUILD/bench/p9load
 ROUNDS=${ROUNDS:-3}
 IO_BYTES=${IO_BYTES:-1G}
 BENCH_DIR=${BENCH_DIR:-/dev/shm/ninefold-splice-bench}
-for f in "$NINEFOLD" "$P9LOAD"; do
-  [ -x "$f" ] || { echo "missing $f: cmake --build $BUILD" >&2; exit 2; }
-done
+source "$(dirname "$0")/lib.sh"
+need_executables "$NINEFOLD" "$P9LOAD"
 
 mkdir -p "$BENCH_DIR/export"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$BENCH_DIR"
-}
-trap cleanup EXIT
+stop_on_exit
 
 echo "writing a $IO_BYTES file to $BENCH_DIR/export ..." >&2
 head -c "$IO_BYTES" /dev/urandom >"$BENCH_DIR/export/big"
