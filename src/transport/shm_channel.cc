@@ -917,7 +917,15 @@ uint64_t ShmDataBytes() {
 uint32_t ShmQueues(uint32_t requested) {
   static const uint32_t from_env = [] {
     const char* env = std::getenv("NINEFOLD_SHM_QUEUES");
-    return static_cast<uint32_t>(env ? std::strtoul(env, nullptr, 10) : kDefaultShmQueues);
+    if (env == nullptr) return kDefaultShmQueues;
+    char* end = nullptr;
+    unsigned long n = std::strtoul(env, &end, 10);
+    if (end == env || *end != '\0' || n < 1 || n > kMaxShmQueues) {
+      Log(LogLevel::kWarn, "NINEFOLD_SHM_QUEUES={}: not 1 to {}; using {}", env, kMaxShmQueues,
+          kDefaultShmQueues);
+      return kDefaultShmQueues;
+    }
+    return static_cast<uint32_t>(n);
   }();
   return std::clamp<uint32_t>(requested != 0 ? requested : from_env, 1, kMaxShmQueues);
 }
