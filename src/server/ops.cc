@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstring>
 #include <optional>
 
 #include "fmt/format.h"
@@ -242,10 +243,9 @@ class Ops {
     std::string joined;
     std::span<const std::byte> bytes = m.data.bytes;
     if (data_ != nullptr) {
-      Result<std::string> piped = PipedBytes();
+      Result<std::string> piped = PipedBytes(bytes);
       if (!piped) return Unexpected(piped.error());
       joined = std::move(*piped);
-      joined.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
       bytes = std::as_bytes(std::span(joined));
     }
     Result<size_t> n = f.node->Write(m.offset, bytes);
@@ -509,12 +509,16 @@ class Ops {
     return n;
   }
 
-  // The pipe's bytes as a string (xattr values are kept in memory).
-  Result<std::string> PipedBytes() {
-    std::string bytes(data_->pending, '\0');
-    auto ok = fs::ReadPipe(data_->read_fd, std::as_writable_bytes(std::span(bytes)));
+  // The pipe's bytes as a string, followed by `then` (xattr values are kept in memory; a
+  // Twrite's frame may hold the rest of its data).
+  Result<std::string> PipedBytes(std::span<const std::byte> then = {}) {
+    const size_t piped = data_->pending;
+    std::string bytes(piped + then.size(), '\0');
+    std::span<std::byte> out = std::as_writable_bytes(std::span(bytes));
+    auto ok = fs::ReadPipe(data_->read_fd, out.first(piped));
     if (!ok) return Unexpected(ok.error());
     data_->pending = 0;
+    if (!then.empty()) std::memcpy(out.data() + piped, then.data(), then.size());
     return bytes;
   }
 

@@ -24,9 +24,12 @@
 #ifndef NINEFOLD_SRC_TRANSPORT_SHM_H_
 #define NINEFOLD_SRC_TRANSPORT_SHM_H_
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <span>
 
 #include "asio/local/stream_protocol.hpp"
 #include "ninefold/transport/channel.h"
@@ -89,6 +92,11 @@ struct ShmPagesNote {
   uint64_t offset = 0;
   uint64_t length = 0;
 };
+
+// Sends `body` with `fds` (1 to 3 + kMaxShmQueues descriptors) as one SCM_RIGHTS message
+// on `socket`: the hello, a pages note. The bytes sent, or -1 with errno set (EINTR
+// retried).
+ssize_t SendWithFds(int socket, const void* body, size_t size, std::span<const int> fds, int flags);
 
 // The hello as a client receives it, with its descriptors (memfd, server eventfd,
 // client eventfd, a pages socket per queue; -1 past 3 + hello.queues), now owned by

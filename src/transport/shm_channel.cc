@@ -59,30 +59,6 @@ uint32_t RingBytes() {
   return static_cast<uint32_t>((n + buf::kPageSize - 1) / buf::kPageSize * buf::kPageSize);
 }
 
-// Sends `body` with `fds` as one SCM_RIGHTS message (at most 3 + kMaxShmQueues) on
-// `socket`; the bytes sent, or -1 with errno set (EINTR retried).
-ssize_t SendWithFds(int socket, const void* body, size_t size, std::span<const int> fds,
-                    int flags) {
-  alignas(cmsghdr) char control[CMSG_SPACE((3 + kMaxShmQueues) * sizeof(int))] = {};
-  NINEFOLD_CHECK(!fds.empty() && fds.size() <= 3 + kMaxShmQueues);
-  iovec iov{const_cast<void*>(body), size};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = CMSG_SPACE(fds.size_bytes());
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(fds.size_bytes());
-  std::memcpy(CMSG_DATA(c), fds.data(), fds.size_bytes());
-  ssize_t n;
-  do {
-    n = ::sendmsg(socket, &msg, MSG_NOSIGNAL | flags);
-  } while (n < 0 && errno == EINTR);
-  return n;
-}
-
 // One message received from `socket` with its descriptors: at most `size` bytes into
 // `body`; the first fds.size() descriptors into `fds` (close-on-exec), any more closed.
 struct ReceivedMessage {
@@ -147,8 +123,9 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     RingProducer tx;  // guarded by mu
     const int pages_fd;
     mutable std::mutex mu;
-    std::deque<OutFrame> pending;  // guarded by mu: frames waiting for ring room
-    size_t queued = 0;             // guarded by mu
+    std::deque<OutFrame> pending;   // guarded by mu: frames waiting for ring room
+    size_t queued = 0;              // guarded by mu
+    bool waiting_for_room = false;  // guarded by mu: tx's "producer asleep" word is set
   };
 
  public:
@@ -219,9 +196,11 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
       }
       return SendOneLocked(q, frame.head, frame, &frame);
     }
-    // `head` may hold several whole frames back to back: one ring record each.
+    // `head` may hold several whole frames back to back: one ring record each, on each
+    // one's queue (locked once for a run of frames on the same queue).
     static const OutFrame kPlain;
     std::span<const std::byte> rest = frame.head;
+    std::unique_lock<std::mutex> lock;
     while (rest.size() >= 4) {
       uint32_t size;
       std::memcpy(&size, rest.data(), 4);
@@ -231,7 +210,10 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
                   fmt::format("sending a frame of {} bytes with {} left", size, rest.size())));
       }
       Queue& q = QueueFor(rest.first(size));
-      std::lock_guard lock(q.mu);
+      if (lock.mutex() != &q.mu) {
+        if (lock.owns_lock()) lock.unlock();  // never two queues' locks at once
+        lock = std::unique_lock(q.mu);
+      }
       SendOneLocked(q, rest.first(size), kPlain, size == frame.head.size() ? &frame : nullptr);
       rest = rest.subspan(size);
     }
@@ -434,7 +416,6 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
 
   int DeliverFrom(size_t k) {
     Queue& q = *queues_[k];
-    rxq_ = &q;
     frame_queue_ = static_cast<uint32_t>(k);
     int delivered = 0;
     while (delivered < 64 && !paused_.load()) {
@@ -536,7 +517,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     ShmPagesNote note;
     int fd = -1;
     Result<ReceivedMessage> got =
-        ReceiveWithFds(rxq_->pages_fd, &note, sizeof note, {&fd, 1}, MSG_DONTWAIT);
+        ReceiveWithFds(queues_[frame_queue_]->pages_fd, &note, sizeof note, {&fd, 1}, MSG_DONTWAIT);
     if (!got) {
       return Unexpected(Error(got.error().code(), fmt::format("a {} record without its "
                                                               "descriptor: pages socket recvmsg",
@@ -671,6 +652,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
       if (!pushed) return FailLater(pushed.error());
       if (!*pushed) {
         q.tx.SetWaitingForRoom(true);
+        q.waiting_for_room = true;
         pushed = q.tx.TryPush(f.head, tail);
         if (!pushed) return FailLater(pushed.error());
         if (!*pushed) return;
@@ -678,7 +660,12 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
       q.queued -= f.head.size() + f.payload.size();
       q.pending.pop_front();
     }
-    q.tx.SetWaitingForRoom(false);
+    // Cleared only when set: Poll calls this on every turn, and the word lies on the
+    // peer's (the consumer's) cache line.
+    if (q.waiting_for_room) {
+      q.tx.SetWaitingForRoom(false);
+      q.waiting_for_room = false;
+    }
   }
 
   // Never stop inside Send (the contract): from the io_context instead.
@@ -754,8 +741,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
   bool yield_ = false;        // Poll's: a handler asked for a turn of the io_context
   FrameHandler on_frame_;     // Poll's
   size_t first_rx_ = 0;       // Poll's: the queue it looks at first
-  Queue* rxq_ = nullptr;      // Poll's: the queue being delivered
-  uint32_t frame_queue_ = 0;  // Poll's: its index
+  uint32_t frame_queue_ = 0;  // Poll's: the queue being delivered
   std::shared_ptr<std::vector<std::byte>> scratch_;  // Poll's: the last frame's copy
   std::shared_ptr<const void> current_;              // Poll's: the frame being delivered
   std::span<const std::byte> frame_payload_;         // Poll's: its payload by reference
@@ -904,6 +890,28 @@ class ShmListener final : public Listener {
 };
 
 }  // namespace
+
+ssize_t SendWithFds(int socket, const void* body, size_t size, std::span<const int> fds,
+                    int flags) {
+  alignas(cmsghdr) char control[CMSG_SPACE((3 + kMaxShmQueues) * sizeof(int))] = {};
+  NINEFOLD_CHECK(!fds.empty() && fds.size() <= 3 + kMaxShmQueues);
+  iovec iov{const_cast<void*>(body), size};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = CMSG_SPACE(fds.size_bytes());
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(fds.size_bytes());
+  std::memcpy(CMSG_DATA(c), fds.data(), fds.size_bytes());
+  ssize_t n;
+  do {
+    n = ::sendmsg(socket, &msg, MSG_NOSIGNAL | flags);
+  } while (n < 0 && errno == EINTR);
+  return n;
+}
 
 uint64_t ShmDataBytes() {
   static const uint64_t bytes = [] {

@@ -944,19 +944,8 @@ TEST(ShmChannelHostileTest, HellosWithBadQueuesAreRefused) {
       ours.push_back(pair[0]);
       fds.push_back(pair[1]);
     }
-    alignas(cmsghdr) char control[CMSG_SPACE(8 * sizeof(int))] = {};
-    iovec iov{&hello, sizeof hello};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
-    cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
-    std::memcpy(CMSG_DATA(cm), fds.data(), fds.size() * sizeof(int));
-    ASSERT_EQ(::sendmsg(link[0], &msg, 0), static_cast<ssize_t>(sizeof hello));
+    ASSERT_EQ(SendWithFds(link[0], &hello, sizeof hello, fds, 0),
+              static_cast<ssize_t>(sizeof hello));
     for (size_t i = 1; i < fds.size(); ++i) ::close(fds[i]);  // the client has them now
     asio::io_context io;
     Result<std::shared_ptr<Channel>> ch =
