@@ -113,14 +113,18 @@ Result<RingView> RingView::Attach(std::span<std::byte> memory) {
 // --- producer ---------------------------------------------------------------------------
 
 RingProducer::RingProducer(RingView ring)
-    : ring_(ring), tail_(ring.header().tail.load(std::memory_order_relaxed)) {}
+    : ring_(ring),
+      tail_(ring.header().tail.load(std::memory_order_relaxed)),
+      head_seen_(ring.header().head.load(std::memory_order_relaxed)) {}
 
-Result<uint32_t> RingProducer::Used() const {
-  uint32_t head = ring_.header().head.load(std::memory_order_acquire);
-  uint32_t used = tail_ - head;
+Result<uint32_t> RingProducer::Used(uint32_t need) {
+  uint32_t used = tail_ - head_seen_;
+  if (used <= ring_.capacity() && ring_.capacity() - used >= need) return used;
+  head_seen_ = ring_.header().head.load(std::memory_order_acquire);
+  used = tail_ - head_seen_;
   if (used > ring_.capacity()) {
-    return Unexpected(Corrupt(fmt::format("head {} is {} bytes behind tail {} (capacity {})", head,
-                                          used, tail_, ring_.capacity())));
+    return Unexpected(Corrupt(fmt::format("head {} is {} bytes behind tail {} (capacity {})",
+                                          head_seen_, used, tail_, ring_.capacity())));
   }
   return used;
 }
@@ -145,13 +149,13 @@ Result<bool> RingProducer::TryPush(std::span<const std::byte> head,
   // Records are 8-byte aligned; a start index read from the shared header that is not
   // (a hostile peer's) would put a length word across the ring's end.
   if (tail_ % 8 != 0) return Unexpected(Corrupt(fmt::format("tail {} is not 8-aligned", tail_)));
-  Result<uint32_t> used = Used();
-  if (!used) return Unexpected(used.error());
   uint32_t cap = ring_.capacity();
   uint32_t record = 8 + Round8(static_cast<uint32_t>(n));
   uint32_t pos = tail_ & (cap - 1);
   uint32_t contiguous = cap - pos;
   uint32_t need = record <= contiguous ? record : contiguous + record;
+  Result<uint32_t> used = Used(need);
+  if (!used) return Unexpected(used.error());
   if (cap - *used < need) return false;
   if (record > contiguous) {
     uint32_t marker = kWrapMarker;
@@ -199,7 +203,9 @@ Result<void> RingProducer::Push(std::span<const std::byte> head, std::span<const
 // --- consumer ---------------------------------------------------------------------------
 
 RingConsumer::RingConsumer(RingView ring)
-    : ring_(ring), head_(ring.header().head.load(std::memory_order_relaxed)) {}
+    : ring_(ring),
+      head_(ring.header().head.load(std::memory_order_relaxed)),
+      tail_seen_(ring.header().tail.load(std::memory_order_relaxed)) {}
 
 Result<RingConsumer::Next> RingConsumer::TryPeek() {
   NINEFOLD_CHECK(pending_ == 0);  // Pop the previous frame first
@@ -207,7 +213,8 @@ Result<RingConsumer::Next> RingConsumer::TryPeek() {
   if (head_ % 8 != 0) return Unexpected(Corrupt(fmt::format("head {} is not 8-aligned", head_)));
   uint32_t cap = ring_.capacity();
   for (;;) {
-    uint32_t tail = ring_.header().tail.load(std::memory_order_acquire);
+    if (tail_seen_ == head_) tail_seen_ = ring_.header().tail.load(std::memory_order_acquire);
+    uint32_t tail = tail_seen_;
     uint32_t avail = tail - head_;
     if (avail == 0) return Next{};
     TsanAcquire(ring_.sync_key());

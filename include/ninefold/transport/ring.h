@@ -120,10 +120,14 @@ class RingProducer {
   uint64_t wakeups_sent() const { return wakeups_; }
 
  private:
-  Result<uint32_t> Used() const;
+  // Bytes in use, from the cached head unless that leaves less than `need` free.
+  Result<uint32_t> Used(uint32_t need);
   void Publish(uint32_t new_tail);
   RingView ring_;
   uint32_t tail_;  // ours; the shared copy is only written
+  // The consumer's index as last read: re-read only when it leaves too little room, so a
+  // push does not pull the consumer's cache line over on every frame.
+  uint32_t head_seen_;
   int wake_fd_ = -1;
   uint64_t wakeups_ = 0;
 };
@@ -160,6 +164,7 @@ class RingConsumer {
   RingView ring_;
   int wake_fd_ = -1;
   uint32_t head_;         // ours
+  uint32_t tail_seen_;    // the producer's index as last read: re-read once caught up
   uint32_t pending_ = 0;  // bytes of the frame handed out, released by Pop
   uint64_t sleeps_ = 0;
 };
