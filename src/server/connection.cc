@@ -1,5 +1,6 @@
 #include "connection.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "asio/post.hpp"
@@ -34,6 +35,19 @@ bool IsBulk(const wire::Frame& frame) {
 void AddSplicedBytes(transport::OutFrame& out, std::shared_ptr<transport::SplicePipe> pipe) {
   transport::AddToRreadCount(out.head, static_cast<int64_t>(pipe->pending));
   out.spliced = std::move(pipe);
+}
+
+bool Contains(const std::vector<uint16_t>& tags, uint16_t tag) {
+  return std::find(tags.begin(), tags.end(), tag) != tags.end();
+}
+
+// Removes `tag` (order does not matter): false when it was not there.
+bool Remove(std::vector<uint16_t>& tags, uint16_t tag) {
+  auto it = std::find(tags.begin(), tags.end(), tag);
+  if (it == tags.end()) return false;
+  *it = tags.back();
+  tags.pop_back();
+  return true;
 }
 
 }  // namespace
@@ -97,7 +111,7 @@ void Connection::OnClosed(const Error& why) {
     std::lock_guard lock(mu_);
     if (closed_) return;
     closed_ = true;
-    in_flight_.clear();
+    ForgetInFlightLocked();
     done = std::move(on_closed_);
     std::lock_guard fids_lock(fids_mu_);
     fids.swap(fids_);
@@ -160,12 +174,12 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
   {
     std::lock_guard lock(mu_);
     if (closed_) return;
-    if (in_flight_.count(tag) == 0 && tag != wire::kNoTag) {
+    if (!Contains(in_flight_, tag) && tag != wire::kNoTag) {
       if (const auto* tf = std::get_if<wire::Tflush>(&frame->msg)) {
         HandleFlushLocked(tag, *tf);
         return;
       }
-      in_flight_[tag] = InFlight{};
+      in_flight_.push_back(tag);
       if (in_flight_.size() >= options_.max_outstanding && !paused_) {
         paused_ = true;
         channel_->PauseReading();
@@ -225,7 +239,7 @@ void Connection::HandleVersion(uint16_t tag, const wire::Tversion& tv) {
   std::lock_guard lock(mu_);
   // A new session: everything of the old one is abandoned.
   generation_++;
-  in_flight_.clear();
+  ForgetInFlightLocked();
   if (paused_ && !draining_) {
     paused_ = false;
     channel_->ResumeReading();
@@ -254,8 +268,7 @@ void Connection::HandleVersion(uint16_t tag, const wire::Tversion& tv) {
 }
 
 void Connection::HandleFlushLocked(uint16_t tag, const wire::Tflush& tf) {
-  auto it = in_flight_.find(tf.oldtag);
-  if (it == in_flight_.end() || it->second.is_flush) {
+  if (!Contains(in_flight_, tf.oldtag) || Contains(waiting_flushes_, tf.oldtag)) {
     // Already answered (or unknown): nothing to wait for.
     SendLocked(tag, Reply{wire::Rflush{}, nullptr});
     return;
@@ -263,8 +276,15 @@ void Connection::HandleFlushLocked(uint16_t tag, const wire::Tflush& tf) {
   // Rflush goes out right after the flushed request's reply, never before it. The
   // FileServer call itself cannot be interrupted; its reply is still sent (the client
   // then knows what happened, as 9P allows).
-  it->second.flushes.push_back(tag);
-  in_flight_[tag] = InFlight{.is_flush = true};
+  flushes_[tf.oldtag].push_back(tag);
+  waiting_flushes_.push_back(tag);
+  in_flight_.push_back(tag);
+}
+
+void Connection::ForgetInFlightLocked() {
+  in_flight_.clear();
+  flushes_.clear();
+  waiting_flushes_.clear();
 }
 
 transport::OutFrame Connection::Run(uint16_t tag, std::shared_ptr<const void> keep,
@@ -301,15 +321,20 @@ bool Connection::RunsInline(const wire::Frame& frame) {
 void Connection::Complete(uint16_t tag, transport::OutFrame out, uint64_t generation) {
   std::lock_guard lock(mu_);
   if (closed_ || generation != generation_) return;
-  auto it = in_flight_.find(tag);
-  if (it == in_flight_.end()) return;
-  std::vector<uint16_t> flushes = std::move(it->second.flushes);
-  in_flight_.erase(it);
+  if (!Remove(in_flight_, tag)) return;
+  std::vector<uint16_t> flushes;
+  if (!flushes_.empty()) {
+    if (auto it = flushes_.find(tag); it != flushes_.end()) {
+      flushes = std::move(it->second);
+      flushes_.erase(it);
+    }
+  }
   // Under mu_: a Tflush for this tag arriving now on another thread finds it answered
   // only after this reply has been handed to the channel, so its Rflush follows it.
   channel_->Send(std::move(out));
   for (uint16_t f : flushes) {
-    in_flight_.erase(f);
+    Remove(in_flight_, f);
+    Remove(waiting_flushes_, f);
     SendLocked(f, Reply{wire::Rflush{}, nullptr});
   }
   if (paused_ && in_flight_.size() < options_.max_outstanding && !draining_) {
@@ -331,36 +356,21 @@ void Connection::SendLocked(uint16_t tag, const Reply& reply) {
 transport::OutFrame Connection::Encode(uint16_t tag, const Reply& reply) const {
   wire::Frame frame{tag, reply.msg};
   transport::OutFrame out;
-  Result<size_t> size = wire::EncodedSize(frame, dialect());
-  if (size) {
-    // The head is everything but the payload (Rread/Rreaddir data), which is sent from
-    // the reply's own buffer: size it exactly, so no payload-sized buffer is allocated.
-    size_t payload = std::visit(
-        [](const auto& m) -> size_t {
-          if constexpr (requires { m.data.bytes; }) {
-            return m.data.size();
-          } else {
-            return 0;
-          }
-        },
-        reply.msg);
-    out.head.resize(*size - payload);
-    Result<wire::EncodedHead> head = wire::EncodeHead(frame, dialect(), out.head, msize());
-    if (head) {
-      out.head.resize(head->head_size);
-      out.payload = head->payload;
-      out.owner = reply.keep;
-      if (reply.spliced) AddSplicedBytes(out, reply.spliced);
-      out.pages = reply.pages;
-      return out;
-    }
-    size = Unexpected(head.error());
+  // The head is everything but the payload (Rread/Rreaddir data), which is sent from the
+  // reply's own buffer: no payload-sized buffer is allocated.
+  Result<wire::EncodedHead> head = wire::EncodeHead(frame, dialect(), out.head, msize());
+  if (head) {
+    out.payload = head->payload;
+    out.owner = reply.keep;
+    if (reply.spliced) AddSplicedBytes(out, reply.spliced);
+    out.pages = reply.pages;
+    return out;
   }
   // A reply that cannot be encoded (too large for msize, say) is a server bug or a
   // limit: answer with the error instead.
   Log(LogLevel::kError, "{}: cannot encode {}: {}", channel_->peer(),
-      wire::TypeName(wire::TypeOf(reply.msg)), size.error().ToString());
-  Reply err = ErrorReply(Error(std::errc::message_size, size.error().ToString()));
+      wire::TypeName(wire::TypeOf(reply.msg)), head.error().ToString());
+  Reply err = ErrorReply(Error(std::errc::message_size, head.error().ToString()));
   Result<std::vector<std::byte>> bytes =
       wire::Encode(wire::Frame{tag, err.msg}, dialect(), msize());
   NINEFOLD_CHECK(bytes.has_value());

@@ -99,11 +99,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<Fid> RemoveFid(uint32_t fid);
 
  private:
-  struct InFlight {
-    std::vector<uint16_t> flushes;  // Tflush tags waiting for this request's reply
-    bool is_flush = false;
-  };
-
   void OnFrame(std::span<const std::byte> bytes);
   void OnClosed(const Error& why);
   void HandleVersion(uint16_t tag, const wire::Tversion& tv);
@@ -120,6 +115,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   transport::OutFrame Encode(uint16_t tag, const Reply& reply) const;
   Reply ErrorReply(const Error& error) const;
   void MaybeFinishDrainLocked();
+  void ForgetInFlightLocked();
   void FinishDrain();
 
   asio::io_context& io_;
@@ -142,7 +138,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Lock order: mu_, then fids_mu_ or the channel's own lock. Nothing calls into this
   // connection while holding the channel's lock.
   std::mutex mu_;
-  std::unordered_map<uint16_t, InFlight> in_flight_;  // guarded by mu_
+  // Tags of the requests (and Tflushes) in flight. A list, not a map: a search of a few
+  // (at most max_outstanding) 16-bit tags costs less than a map's node per request.
+  std::vector<uint16_t> in_flight_;  // guarded by mu_
+  // Rare: the Tflush tags waiting for a request's reply, by the request's tag, and every
+  // Tflush tag waiting so. Guarded by mu_.
+  std::unordered_map<uint16_t, std::vector<uint16_t>> flushes_;
+  std::vector<uint16_t> waiting_flushes_;
   bool draining_ = false;                             // guarded by mu_
   bool drain_check_posted_ = false;                   // guarded by mu_
   bool closed_ = false;                               // guarded by mu_

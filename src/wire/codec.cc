@@ -87,11 +87,11 @@ class Reader {
     error_ = Error(code, fmt::format("{} at byte {}: {}", where, at, detail));
   }
 
+  // Inlined on every field: the failure paths are out of line (Short, Overrun).
   template <class T>
   T Int() {
-    if (failed_) return 0;
-    if (left() < sizeof(T)) {
-      Fail(Errc::kSizeMismatch, fmt::format("needs {} bytes, {} left", sizeof(T), left()));
+    if (failed_ || left() < sizeof(T)) [[unlikely]] {
+      Short(sizeof(T));
       return 0;
     }
     T v = LoadLe<T>(frame_.data() + pos_);
@@ -101,10 +101,8 @@ class Reader {
 
   // A count-prefixed run of n bytes whose count field ended at pos(); checks n fits.
   std::span<const std::byte> Bytes(size_t n, std::string_view what) {
-    if (failed_) return {};
-    if (n > left()) {
-      FailAt(pos_ - (what == "string length" ? 2 : 4), Errc::kCountTooLarge,
-             fmt::format("{} {}, {} left", what, n, left()));
+    if (failed_ || n > left()) [[unlikely]] {
+      Overrun(n, what);
       return {};
     }
     auto out = frame_.subspan(pos_, n);
@@ -128,6 +126,16 @@ class Reader {
   }
 
  private:
+  [[gnu::cold, gnu::noinline]] void Short(size_t need) {
+    if (failed_) return;
+    Fail(Errc::kSizeMismatch, fmt::format("needs {} bytes, {} left", need, left()));
+  }
+  [[gnu::cold, gnu::noinline]] void Overrun(size_t n, std::string_view what) {
+    if (failed_) return;
+    FailAt(pos_ - (what == "string length" ? 2 : 4), Errc::kCountTooLarge,
+           fmt::format("{} {}, {} left", what, n, left()));
+  }
+
   std::span<const std::byte> frame_;
   size_t pos_;
   size_t end_;
@@ -590,70 +598,84 @@ Result<Frame> Decode(std::span<const std::byte> head, std::span<const std::byte>
   return frame;
 }
 
-Result<size_t> EncodedSize(const Frame& frame, Dialect dialect) {
+namespace {
+// One sizing pass: the whole frame's length and its head's (all but a trailing payload).
+struct Sizes {
+  size_t total = 0;
+  size_t head = 0;
+};
+Result<Sizes> SizeFrame(const Frame& frame, Dialect dialect, uint32_t msize) {
   uint8_t type = TypeOf(frame.msg);
   if (!(kTypes.dialects[type] & Bit(dialect))) return Unexpected(WrongDialect(type, dialect));
   CountSink count;
-  Writer<CountSink> w(count);
-  PutFrame(w, frame, dialect, 0);
-  if (w.failed()) return Unexpected(w.TakeError());
-  return count.n;
+  Writer<CountSink> sizer(count);
+  sizer.skip_payload = true;
+  PutFrame(sizer, frame, dialect, 0);
+  if (sizer.failed()) return Unexpected(sizer.TakeError());
+  Sizes sizes{.total = count.n + sizer.skipped.size(), .head = count.n};
+  if (sizes.total > msize) {
+    return Unexpected(Error(Errc::kFrameTooLarge, fmt::format("{} needs {} bytes, msize is {}",
+                                                              TypeName(type), sizes.total, msize)));
+  }
+  return sizes;
 }
 
-namespace {
-Result<size_t> CheckedSize(const Frame& frame, Dialect dialect, size_t room, uint32_t msize) {
-  Result<size_t> size = EncodedSize(frame, dialect);
-  if (!size) return size;
-  if (*size > msize) {
-    return Unexpected(Error(
-        Errc::kFrameTooLarge,
-        fmt::format("{} needs {} bytes, msize is {}", TypeName(TypeOf(frame.msg)), *size, msize)));
-  }
-  if (*size > room) {
-    return Unexpected(Error(Errc::kTruncated,
-                            fmt::format("output buffer of {} bytes, frame needs {}", room, *size)));
-  }
-  return size;
+// Writes the sized frame (without its payload when `skip_payload`) at `out`.
+std::span<const std::byte> WriteFrame(const Frame& frame, Dialect dialect, size_t total,
+                                      std::byte* out, bool skip_payload) {
+  CopySink sink{out};
+  Writer<CopySink> w(sink);
+  w.skip_payload = skip_payload;
+  PutFrame(w, frame, dialect, static_cast<uint32_t>(total));
+  return w.skipped;
+}
+
+Error Truncated(std::string_view what, size_t room, size_t need) {
+  return Error(Errc::kTruncated, fmt::format("{} of {} bytes, frame needs {}", what, room, need));
 }
 }  // namespace
 
+Result<size_t> EncodedSize(const Frame& frame, Dialect dialect) {
+  Result<Sizes> sizes = SizeFrame(frame, dialect, std::numeric_limits<uint32_t>::max());
+  if (!sizes) return Unexpected(sizes.error());
+  return sizes->total;
+}
+
 Result<size_t> Encode(const Frame& frame, Dialect dialect, std::span<std::byte> out,
                       uint32_t msize) {
-  Result<size_t> size = CheckedSize(frame, dialect, out.size(), msize);
-  if (!size) return size;
-  CopySink sink{out.data()};
-  Writer<CopySink> w(sink);
-  PutFrame(w, frame, dialect, static_cast<uint32_t>(*size));
-  return size;
+  Result<Sizes> sizes = SizeFrame(frame, dialect, msize);
+  if (!sizes) return Unexpected(sizes.error());
+  if (sizes->total > out.size()) {
+    return Unexpected(Truncated("output buffer", out.size(), sizes->total));
+  }
+  WriteFrame(frame, dialect, sizes->total, out.data(), false);
+  return sizes->total;
 }
 
 Result<std::vector<std::byte>> Encode(const Frame& frame, Dialect dialect, uint32_t msize) {
-  Result<size_t> size = EncodedSize(frame, dialect);
-  if (!size) return Unexpected(size.error());
-  std::vector<std::byte> out(*size);
-  Result<size_t> n = Encode(frame, dialect, out, msize);
-  if (!n) return Unexpected(n.error());
+  Result<Sizes> sizes = SizeFrame(frame, dialect, msize);
+  if (!sizes) return Unexpected(sizes.error());
+  std::vector<std::byte> out(sizes->total);
+  WriteFrame(frame, dialect, sizes->total, out.data(), false);
   return out;
 }
 
 Result<EncodedHead> EncodeHead(const Frame& frame, Dialect dialect, std::span<std::byte> head,
                                uint32_t msize) {
-  Result<size_t> size = CheckedSize(frame, dialect, std::numeric_limits<size_t>::max(), msize);
-  if (!size) return Unexpected(size.error());
-  // Only the payload may be left out, and it is always the last field.
-  CountSink count;
-  Writer<CountSink> sizer(count);
-  sizer.skip_payload = true;
-  PutFrame(sizer, frame, dialect, 0);
-  if (count.n > head.size()) {
-    return Unexpected(Error(Errc::kTruncated, fmt::format("head buffer of {} bytes, head needs {}",
-                                                          head.size(), count.n)));
+  Result<Sizes> sizes = SizeFrame(frame, dialect, msize);
+  if (!sizes) return Unexpected(sizes.error());
+  if (sizes->head > head.size()) {
+    return Unexpected(Truncated("head buffer", head.size(), sizes->head));
   }
-  CopySink sink{head.data()};
-  Writer<CopySink> w(sink);
-  w.skip_payload = true;
-  PutFrame(w, frame, dialect, static_cast<uint32_t>(*size));
-  return EncodedHead{count.n, w.skipped};
+  return EncodedHead{sizes->head, WriteFrame(frame, dialect, sizes->total, head.data(), true)};
+}
+
+Result<EncodedHead> EncodeHead(const Frame& frame, Dialect dialect, std::vector<std::byte>& head,
+                               uint32_t msize) {
+  Result<Sizes> sizes = SizeFrame(frame, dialect, msize);
+  if (!sizes) return Unexpected(sizes.error());
+  head.resize(sizes->head);
+  return EncodedHead{sizes->head, WriteFrame(frame, dialect, sizes->total, head.data(), true)};
 }
 
 namespace {
