@@ -64,7 +64,16 @@ void Wake(std::atomic<uint32_t>* word, int fd) {
   ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, 1, nullptr, nullptr, 0);
 }
 
-constexpr uint32_t Round8(uint32_t n) { return (n + 7u) & ~7u; }
+// Records start on 16 bytes, so any room left before the ring's end holds a header.
+constexpr uint32_t kRecordHeader = 16;
+constexpr uint32_t Round16(uint32_t n) { return (n + 15u) & ~15u; }
+
+// A record's position word: its last word written, and the consumer's signal. It holds
+// the position's complement, so that fresh (zeroed) memory marks no record.
+std::atomic_ref<uint64_t> MarkOf(std::byte* record) {
+  return std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(record + 8));
+}
+constexpr uint64_t Mark(uint64_t position) { return ~position; }
 
 Error Corrupt(std::string what) {
   return Error(std::errc::protocol_error, "ring corrupt: " + std::move(what));
@@ -114,8 +123,10 @@ Result<RingView> RingView::Attach(std::span<std::byte> memory) {
 
 RingProducer::RingProducer(RingView ring)
     : ring_(ring),
-      tail_(ring.header().tail.load(std::memory_order_relaxed)),
-      head_seen_(ring.header().head.load(std::memory_order_relaxed)) {}
+      // The ring starts empty: the producer begins where the consumer is.
+      tail_(ring.header().head.load(std::memory_order_relaxed)),
+      position_(tail_),
+      head_seen_(tail_) {}
 
 Result<uint32_t> RingProducer::Used(uint32_t need) {
   uint32_t used = tail_ - head_seen_;
@@ -129,10 +140,13 @@ Result<uint32_t> RingProducer::Used(uint32_t need) {
   return used;
 }
 
-void RingProducer::Publish(uint32_t new_tail) {
+void RingProducer::Publish(std::byte* record, uint32_t size) {
   RingHeader& h = ring_.header();
   TsanRelease(ring_.sync_key());
-  h.tail.store(new_tail, std::memory_order_seq_cst);
+  MarkOf(record).store(Mark(position_), std::memory_order_seq_cst);
+  tail_ += size;
+  position_ += size;
+  h.tail.store(tail_, std::memory_order_release);
   if (h.consumer_asleep.load(std::memory_order_seq_cst) != 0) {
     Wake(&h.consumer_asleep, wake_fd_);
     ++wakeups_;
@@ -146,11 +160,13 @@ Result<bool> RingProducer::TryPush(std::span<const std::byte> head,
     return Unexpected(Error(std::errc::message_size,
                             fmt::format("frame of {} bytes, ring takes {}", n, ring_.max_frame())));
   }
-  // Records are 8-byte aligned; a start index read from the shared header that is not
-  // (a hostile peer's) would put a length word across the ring's end.
-  if (tail_ % 8 != 0) return Unexpected(Corrupt(fmt::format("tail {} is not 8-aligned", tail_)));
+  // A start index read from the shared header that is not aligned (a hostile peer's)
+  // would put a record header across the ring's end.
+  if (tail_ % kRecordHeader != 0) {
+    return Unexpected(Corrupt(fmt::format("tail {} is not 16-aligned", tail_)));
+  }
   uint32_t cap = ring_.capacity();
-  uint32_t record = 8 + Round8(static_cast<uint32_t>(n));
+  uint32_t record = kRecordHeader + Round16(static_cast<uint32_t>(n));
   uint32_t pos = tail_ & (cap - 1);
   uint32_t contiguous = cap - pos;
   uint32_t need = record <= contiguous ? record : contiguous + record;
@@ -160,16 +176,17 @@ Result<bool> RingProducer::TryPush(std::span<const std::byte> head,
   if (record > contiguous) {
     uint32_t marker = kWrapMarker;
     std::memcpy(ring_.data() + pos, &marker, 4);
-    tail_ += contiguous;
+    Publish(ring_.data() + pos, contiguous);
     pos = 0;
   }
   auto len = static_cast<uint32_t>(n);
   std::byte* at = ring_.data() + pos;
   std::memcpy(at, &len, 4);
-  if (!head.empty()) std::memcpy(at + 8, head.data(), head.size());
-  if (!payload.empty()) std::memcpy(at + 8 + head.size(), payload.data(), payload.size());
-  tail_ += record;
-  Publish(tail_);
+  if (!head.empty()) std::memcpy(at + kRecordHeader, head.data(), head.size());
+  if (!payload.empty()) {
+    std::memcpy(at + kRecordHeader + head.size(), payload.data(), payload.size());
+  }
+  Publish(at, record);
   return true;
 }
 
@@ -205,30 +222,31 @@ Result<void> RingProducer::Push(std::span<const std::byte> head, std::span<const
 RingConsumer::RingConsumer(RingView ring)
     : ring_(ring),
       head_(ring.header().head.load(std::memory_order_relaxed)),
-      tail_seen_(ring.header().tail.load(std::memory_order_relaxed)) {}
+      position_(head_) {}
+
+bool RingConsumer::Marked() const {
+  std::byte* record = ring_.data() + ((head_ + pending_) & (ring_.capacity() - 1));
+  return MarkOf(record).load(std::memory_order_seq_cst) == Mark(position_ + pending_);
+}
 
 Result<RingConsumer::Next> RingConsumer::TryPeek() {
   NINEFOLD_CHECK(pending_ == 0);  // Pop the previous frame first
   // As in TryPush: our index started as the shared header's, and must be aligned.
-  if (head_ % 8 != 0) return Unexpected(Corrupt(fmt::format("head {} is not 8-aligned", head_)));
+  if (head_ % kRecordHeader != 0) {
+    return Unexpected(Corrupt(fmt::format("head {} is not 16-aligned", head_)));
+  }
   uint32_t cap = ring_.capacity();
   for (;;) {
-    if (tail_seen_ == head_) tail_seen_ = ring_.header().tail.load(std::memory_order_acquire);
-    uint32_t tail = tail_seen_;
-    uint32_t avail = tail - head_;
-    if (avail == 0) return Next{};
-    TsanAcquire(ring_.sync_key());
-    if (avail > cap) {
-      return Unexpected(Corrupt(fmt::format("tail {} is {} bytes ahead of head {} (capacity {})",
-                                            tail, avail, head_, cap)));
-    }
     uint32_t pos = head_ & (cap - 1);
+    std::byte* record = ring_.data() + pos;
+    if (MarkOf(record).load(std::memory_order_acquire) != Mark(position_)) return Next{};
+    TsanAcquire(ring_.sync_key());
     uint32_t len;
-    std::memcpy(&len, ring_.data() + pos, 4);  // read once
+    std::memcpy(&len, record, 4);  // read once
     if (len == kWrapMarker) {
       uint32_t skip = cap - pos;
-      if (skip > avail) return Unexpected(Corrupt("wrap marker beyond the published bytes"));
       head_ += skip;
+      position_ += skip;
       ring_.header().head.store(head_, std::memory_order_release);
       continue;
     }
@@ -236,14 +254,25 @@ Result<RingConsumer::Next> RingConsumer::TryPeek() {
       return Unexpected(
           Corrupt(fmt::format("record of {} bytes (max {})", len, ring_.max_frame())));
     }
-    uint32_t record = 8 + Round8(len);
-    if (record > avail || record > cap - pos) {
+    uint32_t size = kRecordHeader + Round16(len);
+    if (size > cap - pos) {
       return Unexpected(
-          Corrupt(fmt::format("record of {} bytes at {} with {} published", len, pos, avail)));
+          Corrupt(fmt::format("record of {} bytes at {} crosses the end ({})", len, pos, cap)));
     }
-    pending_ = record;
-    return Next{true, std::span<const std::byte>(ring_.data() + pos + 8, len)};
+    pending_ = size;
+    return Next{true, std::span<const std::byte>(record + kRecordHeader, len)};
   }
+}
+
+Result<bool> RingConsumer::HasData() const {
+  if (Marked()) return true;
+  // The tail is stored after each record's mark, so it may lag behind what we consumed;
+  // one ahead of us means its record's mark is visible too.
+  uint32_t tail = ring_.header().tail.load(std::memory_order_acquire);
+  if (static_cast<int32_t>(tail - (head_ + pending_)) <= 0) return false;
+  if (Marked()) return true;
+  return Unexpected(Corrupt(fmt::format("tail {} has passed head {}, whose record is not marked",
+                                        tail, head_ + pending_)));
 }
 
 Result<std::span<const std::byte>> RingConsumer::Wait(const WaitPolicy& wait) {
@@ -258,11 +287,11 @@ Result<std::span<const std::byte>> RingConsumer::Wait(const WaitPolicy& wait) {
       continue;
     }
     h.consumer_asleep.store(1, std::memory_order_seq_cst);
-    next = TryPeek();
-    if (!next || next->ready) {
+    Result<bool> ready = HasData();
+    if (!ready || *ready) {
       h.consumer_asleep.store(0, std::memory_order_relaxed);
-      if (!next) return Unexpected(next.error());
-      return next->frame;
+      if (!ready) return Unexpected(ready.error());
+      continue;
     }
     ++sleeps_;
     FutexWait(&h.consumer_asleep, 1, wait.nap);
@@ -276,6 +305,7 @@ Result<std::span<const std::byte>> RingConsumer::Wait(const WaitPolicy& wait) {
 void RingConsumer::Pop() {
   if (pending_ == 0) return;
   head_ += pending_;
+  position_ += pending_;
   pending_ = 0;
   RingHeader& h = ring_.header();
   h.head.store(head_, std::memory_order_seq_cst);

@@ -610,7 +610,15 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     if (closed()) return Poll();  // Stop ran first: Poll drops on_frame_
     bool ready = false;
     for (auto& q : queues_) q->rx.SetAsleep(true);
-    for (auto& q : queues_) ready = ready || q->rx.HasData();
+    for (auto& q : queues_) {
+      Result<bool> has = q->rx.HasData();
+      if (!has) {
+        for (auto& q2 : queues_) q2->rx.SetAsleep(false);
+        Stop(Error(has.error().code(), peer_ + ": " + has.error().context()));
+        return Poll();  // drops on_frame_ (the chain ends here)
+      }
+      ready = ready || *has;
+    }
     if (ready) {
       for (auto& q : queues_) q->rx.SetAsleep(false);
       asio::post(io_, [self = shared_from_this()] { self->Poll(); });

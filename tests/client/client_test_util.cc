@@ -110,6 +110,8 @@ void ServerTest::SetUp() {
 }
 
 void ServerTest::TearDown() {
+  // A failed test shows what the server logged (the log goes with the temporary dir).
+  if (server_ && HasFailure()) std::printf("server log:\n%s\n", server_->Log().c_str());
   if (server_) server_->Kill();
   server_.reset();
   dir_.reset();

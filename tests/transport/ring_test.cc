@@ -101,6 +101,46 @@ TEST(RingTest, FramesSurviveWrapAroundInOrder) {
   }
 }
 
+// The consumer polls the record it expects next (its mark), not the producer's tail: a
+// tail that lags behind (it is stored after the mark) is no error and hides nothing; a
+// tail ahead of a record that was never marked is corruption, reported by the re-check
+// before sleeping instead of a wait that would never end. Zeroed memory marks nothing.
+TEST(RingTest, RecordsAreFoundByTheirMarkNotByTheTail) {
+  RingMemory mem(1024);
+  std::memset(mem.bytes, 0, mem.size);
+  auto ring = RingView::Init(mem.span());
+  ASSERT_TRUE(ring);
+  auto& h = reinterpret_cast<RingHeader*>(mem.bytes)[0];
+  RingProducer tx(*ring);
+  RingConsumer rx(*RingView::Attach(mem.span()));
+  auto none = rx.TryPeek();
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->ready) << "zeroed memory read as a record";
+  ASSERT_TRUE(rx.HasData());
+  EXPECT_FALSE(*rx.HasData());
+
+  auto frame = Pattern(1, 40);
+  ASSERT_TRUE(*tx.TryPush(frame, {}));
+  h.tail.store(0);  // as if the tail's store had not arrived yet
+  ASSERT_TRUE(rx.HasData());
+  EXPECT_TRUE(*rx.HasData());
+  auto next = rx.TryPeek();
+  ASSERT_TRUE(next && next->ready);
+  EXPECT_TRUE(std::equal(frame.begin(), frame.end(), next->frame.begin(), next->frame.end()));
+  rx.Pop();
+  ASSERT_TRUE(rx.HasData()) << rx.HasData().error().ToString();  // the lagging tail
+  EXPECT_FALSE(*rx.HasData());
+
+  h.tail.store(h.head.load() + 64);  // "published", but no record is marked there
+  auto corrupt = rx.HasData();
+  ASSERT_FALSE(corrupt);
+  EXPECT_EQ(corrupt.error().code(), std::errc::protocol_error);
+  WaitPolicy wait{.spin = 10, .timeout = std::chrono::seconds(5)};
+  auto waited = rx.Wait(wait);
+  ASSERT_FALSE(waited);
+  EXPECT_EQ(waited.error().code(), std::errc::protocol_error);
+}
+
 TEST(RingTest, OversizedFrameIsRefused) {
   RingMemory mem(256);
   auto ring = RingView::Init(mem.span());

@@ -11,8 +11,13 @@
 //
 // Layout: a 192-byte header (producer line: tail + the consumer's sleep word; consumer
 // line: head + the producer's sleep word; a constant line: magic and capacity) then
-// `capacity` bytes of records: length[4] pad[4] bytes[length] padded to 8. A record never
-// wraps; a length of kWrapMarker sends the reader to the start.
+// `capacity` bytes of records: length[4] pad[4] mark[8] bytes[length] padded to 16.
+// A record never wraps; a length of kWrapMarker sends the reader to the start. A record's
+// mark (the complement of its position, its start in bytes ever written: 64 bits, it
+// never repeats, and zeroed memory marks nothing) is stored last:
+// the consumer polls the record it expects next, not the producer's tail, so a frame
+// crosses between cores as its own cache lines and nothing more. The tail is kept for a
+// consumer about to sleep (a record whose tail has passed but is not marked is corrupt).
 //
 // Nothing in the ring is trusted: the indices, lengths and sleep words may be scribbled on
 // by a hostile peer at any moment. Every read is validated (EPROTO "ring corrupt: ...")
@@ -84,7 +89,7 @@ class RingView {
   std::byte* data() const { return data_; }
   uint32_t capacity() const { return capacity_; }  // our copy: never re-read from the peer
   // The largest frame that fits.
-  uint32_t max_frame() const { return capacity_ / 2 - 8; }
+  uint32_t max_frame() const { return capacity_ / 2 - 16; }
   // For ThreadSanitizer builds: an address both sides' views of this ring agree on, even
   // in two mappings of it in one process (tests), where publishing releases and peeking
   // acquires. TSan cannot tell that two mappings are one memory, so without it the order
@@ -122,9 +127,11 @@ class RingProducer {
  private:
   // Bytes in use, from the cached head unless that leaves less than `need` free.
   Result<uint32_t> Used(uint32_t need);
-  void Publish(uint32_t new_tail);
+  // Marks the record at `record` (`size` bytes) published and rings if the peer sleeps.
+  void Publish(std::byte* record, uint32_t size);
   RingView ring_;
   uint32_t tail_;  // ours; the shared copy is only written
+  uint64_t position_;  // tail_ in 64 bits: the next record's position
   // The consumer's index as last read: re-read only when it leaves too little room, so a
   // push does not pull the consumer's cache line over on every frame.
   uint32_t head_seen_;
@@ -144,11 +151,10 @@ class RingConsumer {
   [[nodiscard]] Result<Next> TryPeek();
   // Waits (spin, then sleep) for a frame.
   [[nodiscard]] Result<std::span<const std::byte>> Wait(const WaitPolicy& wait);
-  // True when bytes are published beyond what was consumed (or the indices are corrupt:
-  // TryPeek then says so).
-  bool HasData() const {
-    return ring_.header().tail.load(std::memory_order_seq_cst) != head_ + pending_;
-  }
+  // Whether a frame is ready (after the one handed out, if any). For the re-check before
+  // sleeping: unlike TryPeek it also reads the producer's tail, and a tail that has
+  // passed a record the producer never marked is EPROTO (else it would wait forever).
+  [[nodiscard]] Result<bool> HasData() const;
   // Releases the frame last returned, and wakes a producer waiting for room.
   void Pop();
   // As RingProducer::set_wake_fd, for waking a producer that waits for room.
@@ -163,8 +169,10 @@ class RingConsumer {
  private:
   RingView ring_;
   int wake_fd_ = -1;
+  // The record expected next has this position (published, its first 8-byte word).
+  bool Marked() const;
   uint32_t head_;         // ours
-  uint32_t tail_seen_;    // the producer's index as last read: re-read once caught up
+  uint64_t position_;     // head_ in 64 bits: the position the next record must carry
   uint32_t pending_ = 0;  // bytes of the frame handed out, released by Pop
   uint64_t sleeps_ = 0;
 };
