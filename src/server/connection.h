@@ -145,10 +145,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Tflush tag waiting so. Guarded by mu_.
   std::unordered_map<uint16_t, std::vector<uint16_t>> flushes_;
   std::vector<uint16_t> waiting_flushes_;
-  bool draining_ = false;                             // guarded by mu_
-  bool drain_check_posted_ = false;                   // guarded by mu_
-  bool closed_ = false;                               // guarded by mu_
-  bool paused_ = false;                               // guarded by mu_
+  bool draining_ = false;            // guarded by mu_
+  bool drain_check_posted_ = false;  // guarded by mu_
+  bool closed_ = false;              // guarded by mu_
+  bool paused_ = false;              // guarded by mu_
   // Bumped by Tversion: replies of requests from before it are dropped. Guarded by mu_.
   uint64_t generation_ = 0;
   // Written by Tversion, read by request handlers (atomic: a Tversion may arrive while

@@ -220,9 +220,7 @@ Result<void> RingProducer::Push(std::span<const std::byte> head, std::span<const
 // --- consumer ---------------------------------------------------------------------------
 
 RingConsumer::RingConsumer(RingView ring)
-    : ring_(ring),
-      head_(ring.header().head.load(std::memory_order_relaxed)),
-      position_(head_) {}
+    : ring_(ring), head_(ring.header().head.load(std::memory_order_relaxed)), position_(head_) {}
 
 bool RingConsumer::Marked() const {
   std::byte* record = ring_.data() + ((head_ + pending_) & (ring_.capacity() - 1));

@@ -130,7 +130,7 @@ class RingProducer {
   // Marks the record at `record` (`size` bytes) published and rings if the peer sleeps.
   void Publish(std::byte* record, uint32_t size);
   RingView ring_;
-  uint32_t tail_;  // ours; the shared copy is only written
+  uint32_t tail_;      // ours; the shared copy is only written
   uint64_t position_;  // tail_ in 64 bits: the next record's position
   // The consumer's index as last read: re-read only when it leaves too little room, so a
   // push does not pull the consumer's cache line over on every frame.
