@@ -89,7 +89,7 @@ class Reader {
 
   // Inlined on every field: the failure paths are out of line (Short, Overrun).
   template <class T>
-  T Int() {
+  [[gnu::always_inline]] T Int() {
     if (failed_ || left() < sizeof(T)) [[unlikely]] {
       Short(sizeof(T));
       return 0;
@@ -100,7 +100,7 @@ class Reader {
   }
 
   // A count-prefixed run of n bytes whose count field ended at pos(); checks n fits.
-  std::span<const std::byte> Bytes(size_t n, std::string_view what) {
+  [[gnu::always_inline]] std::span<const std::byte> Bytes(size_t n, std::string_view what) {
     if (failed_ || n > left()) [[unlikely]] {
       Overrun(n, what);
       return {};
