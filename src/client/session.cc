@@ -5,6 +5,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -20,8 +22,48 @@ namespace ninefold::client {
 
 using Clock = std::chrono::steady_clock;
 
+namespace {
+// The tags of one operation's requests on the wire. Most operations have one or a few, so
+// those live inline: no allocation per request.
+class OpTags {
+ public:
+  void Add(uint16_t tag) {
+    if (inline_count_ < kInline) {
+      inline_[inline_count_++] = tag;
+    } else {
+      more_.push_back(tag);
+    }
+  }
+  // Order does not matter: a freed inline place takes the last tag.
+  void Remove(uint16_t tag) {
+    auto end = inline_.begin() + inline_count_;
+    if (auto it = std::find(inline_.begin(), end, tag); it != end) {
+      if (!more_.empty()) {
+        *it = more_.back();
+        more_.pop_back();
+      } else {
+        *it = inline_[--inline_count_];
+      }
+      return;
+    }
+    std::erase(more_, tag);
+  }
+  std::vector<uint16_t> All() const {
+    std::vector<uint16_t> all(inline_.begin(), inline_.begin() + inline_count_);
+    all.insert(all.end(), more_.begin(), more_.end());
+    return all;
+  }
+
+ private:
+  static constexpr uint8_t kInline = 6;
+  std::array<uint16_t, kInline> inline_{};
+  uint8_t inline_count_ = 0;
+  std::vector<uint16_t> more_;
+};
+}  // namespace
+
 struct Session::OpState {
-  std::vector<uint16_t> tags;  // its requests on the wire
+  OpTags tags;  // its requests on the wire
   bool cancelled = false;
   std::chrono::milliseconds deadline{0};  // per request; zero: none
 };
@@ -271,7 +313,7 @@ void Session::Transmit(uint16_t tag, std::vector<std::byte> frame,
     im.slots[tag].due = Clock::now() + done.op->deadline;
     ScheduleSweep(im.slots[tag].due);
   }
-  if (done.op) done.op->tags.push_back(tag);
+  if (done.op) done.op->tags.Add(tag);
   im.dones[tag] = std::move(done);
   im.requests.fetch_add(1, std::memory_order_relaxed);
   Emit(std::move(frame), payload, to);
@@ -338,7 +380,7 @@ Session::RawDone Session::Retire(uint16_t tag) {
   Impl& im = *impl_;
   RawDone done = std::move(im.dones[tag]);
   im.dones[tag] = RawDone{};
-  if (done.op) std::erase(done.op->tags, tag);
+  if (done.op) done.op->tags.Remove(tag);
   bool flush = im.slots[tag].is_flush;
   im.slots[tag] = Slot{};
   (flush ? im.free_flush_tags : im.free_tags).push_back(tag);
@@ -375,7 +417,7 @@ void Session::Cancel(const std::shared_ptr<OpState>& op) {
   asio::post(executor_, [self = shared_from_this(), op] {
     if (op->cancelled) return;
     op->cancelled = true;
-    std::vector<uint16_t> tags = op->tags;
+    std::vector<uint16_t> tags = op->tags.All();
     for (uint16_t tag : tags) self->Flush(tag, Error(std::errc::operation_canceled, "flushed"));
   });
 }
@@ -502,7 +544,7 @@ void Session::OnFrame(std::span<const std::byte> bytes) {
     slot.answered = true;
     d = std::move(im.dones[tag]);
     im.dones[tag] = RawDone{};
-    if (d.op) std::erase(d.op->tags, tag);
+    if (d.op) d.op->tags.Remove(tag);
   } else {
     d = Retire(tag);
     Pump();

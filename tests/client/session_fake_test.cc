@@ -3,6 +3,8 @@
 // before the flushed request. Deadlines, cancellation and a dead peer, exactly.
 #include <unistd.h>
 
+#include <set>
+
 #include "asio/bind_cancellation_slot.hpp"
 #include "asio/cancellation_signal.hpp"
 #include "asio/post.hpp"
@@ -81,6 +83,51 @@ TEST(SessionFake, CancelledReadCompletesWithOperationCanceledAndTheSessionGoesOn
     EXPECT_EQ(a->size, 4096u);
   }
   EXPECT_TRUE(s.connected());
+}
+
+// A read larger than the session's iounit goes out as several Treads of one operation;
+// cancelling it flushes every one of them (more than an operation keeps inline: the
+// session's tag list for it spills over) and it completes once, cancelled.
+TEST(SessionFake, CancellingASplitReadFlushesEveryPiece) {
+  FakeServer server(HoldReads);
+  auto conn = Open(server);
+  ASSERT_TRUE(conn);
+  Session& s = conn->s();
+  ASSERT_TRUE(Get(s.AsyncAttach(1, "u", "", asio::use_future)));
+  // 16 half-msize pieces' worth: at least 8 Treads, whatever the pieces' exact size. The
+  // session sends them all in one turn (they are well under its 64 tags).
+  std::vector<std::byte> buf(16 * (s.msize() / 2));
+  asio::cancellation_signal cancel;
+  std::promise<Result<size_t>> p;
+  s.AsyncRead(1, 0, buf, asio::bind_cancellation_slot(cancel.slot(), [&](Result<size_t> r) {
+                p.set_value(std::move(r));
+              }));
+  auto reads = [](const std::vector<Request>& rs) {
+    return std::count_if(rs.begin(), rs.end(),
+                         [](const Request& r) { return r.type == wire::Tread::kType; });
+  };
+  ASSERT_TRUE(server.WaitFor([&](auto& rs) { return reads(rs) >= 8; }, 5s))
+      << reads(server.requests()) << " Treads";
+  asio::post(conn->io(), [&] { cancel.emit(asio::cancellation_type::all); });
+  auto result = p.get_future();
+  ASSERT_EQ(result.wait_for(5s), std::future_status::ready) << "cancelled read never completed";
+  EXPECT_EQ(Code(result.get()), Errc(std::errc::operation_canceled));
+  ASSERT_TRUE(server.WaitFor(
+      [&](auto& rs) {
+        return std::count_if(rs.begin(), rs.end(), [](const Request& r) {
+                 return r.type == wire::Tflush::kType;
+               }) == reads(rs);
+      },
+      5s));
+  auto rs = server.requests();
+  std::set<uint16_t> read_tags, flushed;
+  for (const Request& r : rs) {
+    if (r.type == wire::Tread::kType) read_tags.insert(r.tag);
+    if (r.type == wire::Tflush::kType) flushed.insert(r.oldtag);
+  }
+  EXPECT_GT(read_tags.size(), 6u);
+  EXPECT_EQ(flushed, read_tags) << "every piece, and only those, flushed once";
+  EXPECT_TRUE(Get(s.AsyncGetattr(1, client::kGetattrBasic, asio::use_future)));
 }
 
 TEST(SessionFake, CancelBeforeTheRequestIsSentNeverSendsIt) {
