@@ -14,15 +14,17 @@
 // `capacity` bytes of records: length[4] pad[4] mark[8] bytes[length] padded to 16.
 // A record never wraps; a length of kWrapMarker sends the reader to the start. A record's
 // mark (the complement of its position, its start in bytes ever written: 64 bits, it
-// never repeats, and zeroed memory marks nothing) is stored last:
-// the consumer polls the record it expects next, not the producer's tail, so a frame
-// crosses between cores as its own cache lines and nothing more. The tail is kept for a
-// consumer about to sleep (a record whose tail has passed but is not marked is corrupt).
+// never repeats, and zeroed memory marks nothing) is stored last: the consumer polls the
+// mark of the record it expects next, not the producer's tail, so a frame crosses between
+// cores as its own cache lines and nothing more. The tail is kept for a consumer about to
+// sleep (a tail past a record that is not marked is corrupt). Each side keeps the other's
+// index as last read and re-reads it only when it must.
 //
-// Nothing in the ring is trusted: the indices, lengths and sleep words may be scribbled on
-// by a hostile peer at any moment. Every read is validated (EPROTO "ring corrupt: ...")
-// and never leads outside the ring; a frame handed out is a span inside the ring, whose
-// bytes the peer could still change — copy it before parsing what must stay consistent.
+// Nothing in the ring is trusted: the indices, lengths, marks and sleep words may be
+// scribbled on by a hostile peer at any moment. Every read is validated (EPROTO "ring
+// corrupt: ...") and never leads outside the ring; a frame handed out is a span inside
+// the ring, whose bytes the peer could still change — copy it before parsing what must
+// stay consistent.
 // Sleeps are bounded (a peer that never rings cannot make us sleep more than `nap`
 // at a time), so a liar costs latency, never a hang; dead peers are noticed by the
 // transport, not here.
