@@ -198,6 +198,10 @@ for cmd in ls cat put stat mkdir rm mv bench; do
     bash -c "out=\$('$BIN' $cmd --help) && grep -q -- --aname <<<\"\$out\" && grep -q -- --msize <<<\"\$out\" && grep -q -- --dialect <<<\"\$out\""
 done
 
+# The server's help names every kind of address it listens on.
+check "serve --help names tcp!, unix!, shm! and fd! addresses" \
+  bash -c "out=\$('$BIN' serve --help) && for a in 'tcp!HOST!PORT' 'unix!/PATH' 'shm!/PATH' 'fd!R!W'; do grep -qF -- \"\$a\" <<<\"\$out\" || exit 1; done"
+
 # --- bench, briefly, against both (it is measured elsewhere; here it must run) ----------
 bench_runs() {  # bench_runs OP ADDR [OPTION...]: one short run printing a JSON object
   local op=$1 addr=$2 out; shift 2

@@ -136,8 +136,10 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
       "A client's aname selects an export by NAME (for --export without NAME=, the\n"
       "directory's absolute path, as diod does); an empty aname selects the first one.");
   cmd->add_option("--listen", opt->listen,
-                  "address to serve on, repeatable: tcp!HOST!PORT, unix!/PATH, or fd!R!W "
-                  "(one connection on inherited descriptors; exits when it closes)")
+                  "address to serve on, repeatable: tcp!HOST!PORT, unix!/PATH, shm!/PATH "
+                  "(shared memory for clients on this host, handed over on a Unix socket at "
+                  "PATH), or fd!R!W (one connection on inherited descriptors; exits when it "
+                  "closes)")
       ->required();
   cmd->add_option("--export", opt->exports, "[NAME=]PATH: export a host directory, repeatable");
   cmd->add_option("--ramfs", opt->ramfs, "NAME: serve an empty RAM file system, repeatable");
