@@ -198,9 +198,28 @@ for cmd in ls cat put stat mkdir rm mv bench; do
     bash -c "out=\$('$BIN' $cmd --help) && grep -q -- --aname <<<\"\$out\" && grep -q -- --msize <<<\"\$out\" && grep -q -- --dialect <<<\"\$out\""
 done
 
-# The server's help names every kind of address it listens on.
-check "serve --help names tcp!, unix!, shm! and fd! addresses" \
-  bash -c "out=\$('$BIN' serve --help) && for a in 'tcp!HOST!PORT' 'unix!/PATH' 'shm!/PATH' 'fd!R!W'; do grep -qF -- \"\$a\" <<<\"\$out\" || exit 1; done"
+# fd!R!W at both ends: a client on inherited descriptors (two fifos) to `serve --listen
+# fd!0!1`, which exits once the client is done (its input closes). (Not a coprocess: bash
+# makes its descriptors' copies close-on-exec.)
+stat_over_fds() {
+  local pid rc out
+  rm -f "$T/fd.in" "$T/fd.out" && mkfifo "$T/fd.in" "$T/fd.out" || return 1
+  timeout -k 5 30 "$BIN" serve --listen 'fd!0!1' --ramfs r <"$T/fd.in" >"$T/fd.out" \
+    2>"$T/fdserve.log" &
+  pid=$!
+  # Opened in the order the server opens them (each open waits for the other end).
+  timeout -k 5 30 "$BIN" stat 'fd!3!4' --aname r / 4>"$T/fd.in" 3<"$T/fd.out" >"$T/fdstat.out"; rc=$?
+  wait $pid || { echo "serve over fd!0!1 exited $?:"; cat "$T/fdserve.log"; return 1; }
+  out=$(cat "$T/fdstat.out")
+  [ $rc = 0 ] && has "$out" 'Type: directory'
+}
+check "stat over fd!3!4 against serve --listen fd!0!1" stat_over_fds
+
+# The server's and the FUSE mount's help name every kind of address they take.
+for cmd in serve mount; do
+  check "$cmd --help names tcp!, unix!, shm! and fd! addresses" \
+    bash -c "out=\$('$BIN' $cmd --help) && for a in 'tcp!HOST!PORT' 'unix!/PATH' 'shm!/PATH' 'fd!R!W'; do grep -qF -- \"\$a\" <<<\"\$out\" || exit 1; done"
+done
 
 # --- bench, briefly, against both (it is measured elsewhere; here it must run) ----------
 bench_runs() {  # bench_runs OP ADDR [OPTION...]: one short run printing a JSON object

@@ -131,7 +131,8 @@ void AddMountCommand(CLI::App& app, int* exit_code) {
       "Mount a 9P2000.L service on a directory through FUSE. Runs in the background once\n"
       "mounted (-f: in the foreground); `fusermount3 -u MOUNTPOINT` unmounts. Operations\n"
       "fail with EIO once the server is gone or has not answered for --timeout seconds.");
-  cmd->add_option("ADDR", opt->address, "tcp!HOST!PORT or unix!/PATH")->required();
+  cmd->add_option("ADDR", opt->address, "tcp!HOST!PORT, unix!/PATH, shm!/PATH or fd!R!W")
+      ->required();
   cmd->add_option("MOUNTPOINT", opt->mountpoint, "an existing directory")->required();
   cmd->add_option("--aname", opt->aname, "the tree to attach (diod: the exported path)");
   cmd->add_option("--msize", opt->msize,
