@@ -52,6 +52,43 @@ bool Remove(std::vector<uint16_t>& tags, uint16_t tag) {
 
 }  // namespace
 
+bool TagSet::Contains(uint16_t tag) const {
+  if (bits_) return (bits_[tag / 64] >> (tag % 64)) & 1;
+  return ninefold::server::Contains(listed_, tag);
+}
+
+void TagSet::Insert(uint16_t tag) {
+  ++size_;
+  if (!bits_ && listed_.size() < kListed) {
+    listed_.push_back(tag);
+    return;
+  }
+  if (!bits_) {
+    bits_ = std::make_unique<uint64_t[]>(65536 / 64);  // zeroed
+    for (uint16_t t : listed_) bits_[t / 64] |= uint64_t{1} << (t % 64);
+    listed_ = {};
+  }
+  bits_[tag / 64] |= uint64_t{1} << (tag % 64);
+}
+
+bool TagSet::Erase(uint16_t tag) {
+  if (bits_) {
+    uint64_t bit = uint64_t{1} << (tag % 64);
+    if (!(bits_[tag / 64] & bit)) return false;
+    bits_[tag / 64] &= ~bit;
+  } else if (!Remove(listed_, tag)) {
+    return false;
+  }
+  --size_;
+  return true;
+}
+
+void TagSet::Clear() {
+  listed_.clear();
+  bits_.reset();
+  size_ = 0;
+}
+
 Connection::Connection(asio::io_context& io, IoThreads& threads, fs::FileServer& root,
                        const ServerOptions& options, ServerStats& stats,
                        std::shared_ptr<transport::Channel> channel, transport::PipePool* pipes)
@@ -174,12 +211,12 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
   {
     std::lock_guard lock(mu_);
     if (closed_) return;
-    if (!Contains(in_flight_, tag) && tag != wire::kNoTag) {
+    if (!in_flight_.Contains(tag) && tag != wire::kNoTag) {
       if (const auto* tf = std::get_if<wire::Tflush>(&frame->msg)) {
         HandleFlushLocked(tag, *tf);
         return;
       }
-      in_flight_.push_back(tag);
+      in_flight_.Insert(tag);
       if (in_flight_.size() >= options_.max_outstanding && !paused_) {
         paused_ = true;
         channel_->PauseReading();
@@ -268,7 +305,7 @@ void Connection::HandleVersion(uint16_t tag, const wire::Tversion& tv) {
 }
 
 void Connection::HandleFlushLocked(uint16_t tag, const wire::Tflush& tf) {
-  if (!Contains(in_flight_, tf.oldtag) || Contains(waiting_flushes_, tf.oldtag)) {
+  if (!in_flight_.Contains(tf.oldtag) || Contains(waiting_flushes_, tf.oldtag)) {
     // Already answered (or unknown): nothing to wait for.
     SendLocked(tag, Reply{wire::Rflush{}, nullptr});
     return;
@@ -278,11 +315,11 @@ void Connection::HandleFlushLocked(uint16_t tag, const wire::Tflush& tf) {
   // then knows what happened, as 9P allows).
   flushes_[tf.oldtag].push_back(tag);
   waiting_flushes_.push_back(tag);
-  in_flight_.push_back(tag);
+  in_flight_.Insert(tag);
 }
 
 void Connection::ForgetInFlightLocked() {
-  in_flight_.clear();
+  in_flight_.Clear();
   flushes_.clear();
   waiting_flushes_.clear();
 }
@@ -321,7 +358,7 @@ bool Connection::RunsInline(const wire::Frame& frame) {
 void Connection::Complete(uint16_t tag, transport::OutFrame out, uint64_t generation) {
   std::lock_guard lock(mu_);
   if (closed_ || generation != generation_) return;
-  if (!Remove(in_flight_, tag)) return;
+  if (!in_flight_.Erase(tag)) return;
   std::vector<uint16_t> flushes;
   if (!flushes_.empty()) {
     if (auto it = flushes_.find(tag); it != flushes_.end()) {
@@ -333,7 +370,7 @@ void Connection::Complete(uint16_t tag, transport::OutFrame out, uint64_t genera
   // only after this reply has been handed to the channel, so its Rflush follows it.
   channel_->Send(std::move(out));
   for (uint16_t f : flushes) {
-    Remove(in_flight_, f);
+    in_flight_.Erase(f);
     Remove(waiting_flushes_, f);
     SendLocked(f, Reply{wire::Rflush{}, nullptr});
   }

@@ -65,6 +65,26 @@ struct Reply {
 
 using transport::ReplyTo;
 
+// The tags of the requests (and Tflushes) in flight on one connection. Up to kListed are
+// kept in a list: a search of a few 16-bit tags costs less than a hash map's node per
+// request. Past that (a client keeping many requests in flight), a bit per tag: 8 KiB,
+// only for a connection that had that many, until Clear.
+class TagSet {
+ public:
+  bool Contains(uint16_t tag) const;
+  void Insert(uint16_t tag);  // a tag not in the set
+  bool Erase(uint16_t tag);   // false when it was not there
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  void Clear();
+
+ private:
+  static constexpr size_t kListed = 32;
+  std::vector<uint16_t> listed_;
+  std::unique_ptr<uint64_t[]> bits_;  // 65536 bits, once more than kListed were in flight
+  size_t size_ = 0;
+};
+
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(asio::io_context& io, IoThreads& threads, fs::FileServer& root,
@@ -138,9 +158,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Lock order: mu_, then fids_mu_ or the channel's own lock. Nothing calls into this
   // connection while holding the channel's lock.
   std::mutex mu_;
-  // Tags of the requests (and Tflushes) in flight. A list, not a map: a search of a few
-  // (at most max_outstanding) 16-bit tags costs less than a map's node per request.
-  std::vector<uint16_t> in_flight_;  // guarded by mu_
+  TagSet in_flight_;  // the requests' (and Tflushes') tags in flight; guarded by mu_
   // Rare: the Tflush tags waiting for a request's reply, by the request's tag, and every
   // Tflush tag waiting so. Guarded by mu_.
   std::unordered_map<uint16_t, std::vector<uint16_t>> flushes_;

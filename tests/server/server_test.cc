@@ -493,6 +493,68 @@ TEST_F(ServerTest, TagReusedWhileInFlightClosesTheConnection) {
   EXPECT_TRUE(c.Closed());
 }
 
+// Many requests in flight on one connection (more than the server lists before it keeps
+// a bit per tag): each is answered once under its own tag, a Tflush deep in the pipeline
+// is answered right after the reply it flushes, a tag reused deep in it still closes the
+// connection, and once all are answered every tag is free again. The reads block in the
+// back end, so they stay in flight; a server with threads enough for all of them.
+TEST_F(ServerTest, ManyRequestsInFlightKeepTheirTagsApart) {
+  constexpr uint16_t kFirst = 1000, kCount = 100;
+  Server deep(table_, ServerOptions{.msize = 1 << 16, .worker_threads = 2 * kCount + 16});
+  auto bound = deep.Listen(*transport::ParseAddress("tcp!127.0.0.1!0"));
+  ASSERT_TRUE(bound) << bound.error().ToString();
+  std::thread runner([&] { deep.Run(); });
+  auto open_block = [&](RawClient& c) {
+    c.Version(Dialect::k9P2000L);
+    c.Attach(0, "synthetic");
+    c.Call<wire::Rwalk>(2, wire::Twalk{.fid = 0, .newfid = 1, .wnames = {"block"}});
+    c.Call<wire::Rlopen>(3, wire::Tlopen{.fid = 1, .flags = O_RDONLY});
+  };
+  {
+    RawClient reuser(bound->port);
+    open_block(reuser);
+    for (uint16_t t = kFirst; t < kFirst + kCount; ++t) {
+      reuser.Send(t, wire::Tread{.fid = 1, .count = 10});
+    }
+    reuser.Send(kFirst + 50, wire::Tgetattr{.fid = 0});
+    EXPECT_TRUE(reuser.Closed());
+  }
+  RawClient c(bound->port);
+  open_block(c);
+  for (uint16_t t = kFirst; t < kFirst + kCount; ++t) {
+    c.Send(t, wire::Tread{.fid = 1, .count = 10});
+  }
+  c.Send(5000, wire::Tflush{.oldtag = kFirst + 50});
+  // Nothing is answered while the reads are blocked, but a getattr on another fid is.
+  auto attr = c.Call<wire::Rgetattr>(6000, wire::Tgetattr{.fid = 0, .request_mask = 0x7ff});
+  EXPECT_NE(attr.qid.type & wire::kQtDir, 0);
+  gate_.Open();
+  std::set<uint16_t> read_tags;
+  bool flushed_read_seen = false;
+  for (int i = 0; i < kCount + 1; ++i) {
+    auto f = c.Recv();
+    ASSERT_TRUE(f) << "reply " << i << " of " << kCount + 1 << " never came";
+    if (f->tag == 5000) {
+      EXPECT_TRUE(std::holds_alternative<wire::Rflush>(f->msg));
+      EXPECT_TRUE(flushed_read_seen) << "Rflush before the reply it flushes";
+      continue;
+    }
+    EXPECT_TRUE(std::holds_alternative<wire::Rread>(f->msg))
+        << wire::TypeName(wire::TypeOf(f->msg));
+    EXPECT_TRUE(read_tags.insert(f->tag).second) << "tag " << f->tag << " answered twice";
+    if (f->tag == kFirst + 50) flushed_read_seen = true;
+  }
+  EXPECT_EQ(read_tags.size(), kCount);
+  EXPECT_EQ(*read_tags.begin(), kFirst);
+  EXPECT_EQ(*read_tags.rbegin(), kFirst + kCount - 1);
+  // Every tag is free again: reusing them now is no error.
+  for (uint16_t t : {kFirst, uint16_t(kFirst + 50), uint16_t(kFirst + kCount - 1)}) {
+    c.Call<wire::Rgetattr>(t, wire::Tgetattr{.fid = 0, .request_mask = 0x7ff});
+  }
+  deep.Shutdown();
+  runner.join();
+}
+
 TEST_F(ServerTest, ClassicDialectsMapOntoTheFileServer) {
   for (Dialect d : {Dialect::k9P2000, Dialect::k9P2000u}) {
     SCOPED_TRACE(std::string(wire::DialectName(d)));
