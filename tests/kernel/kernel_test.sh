@@ -79,12 +79,16 @@ for combo in "${COMBOS[@]}"; do
   fi
   summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$T/console.log" | tail -1)
   # The server's tally as it stops: the kernel's large writes over a socket must have come
-  # as spliced data (socket -> pipe -> file), never read into the server's memory.
+  # as spliced data (socket -> pipe -> file). Not all of it: a write finding every pipe of
+  # the pool busy, or its data already read with the frame before it, is read into memory
+  # by design, and how often depends on timing (56-67 of the 67 MB on a quiet machine; 24
+  # once, 9p2000.L over tcp with other tests running beside it). A quarter still tells
+  # working splicing (most of the file) from broken (nothing).
   stop_server
   piped=$(sed -n 's/.*write data: \([0-9][0-9]*\) bytes from pipes.*/\1/p' "$T/server.log" | tail -1)
   echo "# $version/$trans: ${piped:-no} bytes of Twrite data came through pipes"
-  if [ $rc = 0 ] && [ "${piped:-0}" -lt $((FILEOPS_BIG_MB * 1048576 / 2)) ]; then
-    echo "# $version/$trans: fewer than half of the ${FILEOPS_BIG_MB} MiB file's bytes were spliced"
+  if [ $rc = 0 ] && [ "${piped:-0}" -lt $((FILEOPS_BIG_MB * 1048576 / 4)) ]; then
+    echo "# $version/$trans: fewer than a quarter of the ${FILEOPS_BIG_MB} MiB file's bytes were spliced"
     rc=1
   fi
   if [ $rc = 0 ]; then
