@@ -124,18 +124,17 @@ Result<RingView> RingView::Attach(std::span<std::byte> memory) {
 RingProducer::RingProducer(RingView ring)
     : ring_(ring),
       // The ring starts empty: the producer begins where the consumer is.
-      tail_(ring.header().head.load(std::memory_order_relaxed)),
-      position_(tail_),
-      head_seen_(tail_) {}
+      position_(ring.header().head.load(std::memory_order_relaxed)),
+      head_seen_(tail()) {}
 
 Result<uint32_t> RingProducer::Used(uint32_t need) {
-  uint32_t used = tail_ - head_seen_;
+  uint32_t used = tail() - head_seen_;
   if (used <= ring_.capacity() && ring_.capacity() - used >= need) return used;
   head_seen_ = ring_.header().head.load(std::memory_order_acquire);
-  used = tail_ - head_seen_;
+  used = tail() - head_seen_;
   if (used > ring_.capacity()) {
     return Unexpected(Corrupt(fmt::format("head {} is {} bytes behind tail {} (capacity {})",
-                                          head_seen_, used, tail_, ring_.capacity())));
+                                          head_seen_, used, tail(), ring_.capacity())));
   }
   return used;
 }
@@ -144,9 +143,8 @@ void RingProducer::Publish(std::byte* record, uint32_t size) {
   RingHeader& h = ring_.header();
   TsanRelease(ring_.sync_key());
   MarkOf(record).store(Mark(position_), std::memory_order_seq_cst);
-  tail_ += size;
   position_ += size;
-  h.tail.store(tail_, std::memory_order_release);
+  h.tail.store(tail(), std::memory_order_release);
   if (h.consumer_asleep.load(std::memory_order_seq_cst) != 0) {
     Wake(&h.consumer_asleep, wake_fd_);
     ++wakeups_;
@@ -162,12 +160,12 @@ Result<bool> RingProducer::TryPush(std::span<const std::byte> head,
   }
   // A start index read from the shared header that is not aligned (a hostile peer's)
   // would put a record header across the ring's end.
-  if (tail_ % kRecordHeader != 0) {
-    return Unexpected(Corrupt(fmt::format("tail {} is not 16-aligned", tail_)));
+  if (tail() % kRecordHeader != 0) {
+    return Unexpected(Corrupt(fmt::format("tail {} is not 16-aligned", tail())));
   }
   uint32_t cap = ring_.capacity();
   uint32_t record = kRecordHeader + Round16(static_cast<uint32_t>(n));
-  uint32_t pos = tail_ & (cap - 1);
+  uint32_t pos = tail() & (cap - 1);
   uint32_t contiguous = cap - pos;
   uint32_t need = record <= contiguous ? record : contiguous + record;
   Result<uint32_t> used = Used(need);
@@ -220,32 +218,32 @@ Result<void> RingProducer::Push(std::span<const std::byte> head, std::span<const
 // --- consumer ---------------------------------------------------------------------------
 
 RingConsumer::RingConsumer(RingView ring)
-    : ring_(ring), head_(ring.header().head.load(std::memory_order_relaxed)), position_(head_) {}
+    : ring_(ring), position_(ring.header().head.load(std::memory_order_relaxed)) {}
 
 bool RingConsumer::Marked() const {
-  std::byte* record = ring_.data() + ((head_ + pending_) & (ring_.capacity() - 1));
-  return MarkOf(record).load(std::memory_order_seq_cst) == Mark(position_ + pending_);
+  uint64_t next = position_ + pending_;
+  std::byte* record = ring_.data() + (static_cast<uint32_t>(next) & (ring_.capacity() - 1));
+  return MarkOf(record).load(std::memory_order_seq_cst) == Mark(next);
 }
 
 Result<RingConsumer::Next> RingConsumer::TryPeek() {
   NINEFOLD_CHECK(pending_ == 0);  // Pop the previous frame first
   // As in TryPush: our index started as the shared header's, and must be aligned.
-  if (head_ % kRecordHeader != 0) {
-    return Unexpected(Corrupt(fmt::format("head {} is not 16-aligned", head_)));
+  if (head() % kRecordHeader != 0) {
+    return Unexpected(Corrupt(fmt::format("head {} is not 16-aligned", head())));
   }
   uint32_t cap = ring_.capacity();
   for (;;) {
-    uint32_t pos = head_ & (cap - 1);
+    if (!Marked()) return Next{};
+    uint32_t pos = head() & (cap - 1);
     std::byte* record = ring_.data() + pos;
-    if (MarkOf(record).load(std::memory_order_acquire) != Mark(position_)) return Next{};
     TsanAcquire(ring_.sync_key());
     uint32_t len;
     std::memcpy(&len, record, 4);  // read once
     if (len == kWrapMarker) {
       uint32_t skip = cap - pos;
-      head_ += skip;
       position_ += skip;
-      ring_.header().head.store(head_, std::memory_order_release);
+      ring_.header().head.store(head(), std::memory_order_release);
       continue;
     }
     if (len > ring_.max_frame()) {
@@ -267,10 +265,11 @@ Result<bool> RingConsumer::HasData() const {
   // The tail is stored after each record's mark, so it may lag behind what we consumed;
   // one ahead of us means its record's mark is visible too.
   uint32_t tail = ring_.header().tail.load(std::memory_order_acquire);
-  if (static_cast<int32_t>(tail - (head_ + pending_)) <= 0) return false;
+  const uint32_t next = head() + pending_;
+  if (static_cast<int32_t>(tail - next) <= 0) return false;
   if (Marked()) return true;
-  return Unexpected(Corrupt(fmt::format("tail {} has passed head {}, whose record is not marked",
-                                        tail, head_ + pending_)));
+  return Unexpected(
+      Corrupt(fmt::format("tail {} has passed head {}, whose record is not marked", tail, next)));
 }
 
 Result<std::span<const std::byte>> RingConsumer::Wait(const WaitPolicy& wait) {
@@ -302,11 +301,10 @@ Result<std::span<const std::byte>> RingConsumer::Wait(const WaitPolicy& wait) {
 
 void RingConsumer::Pop() {
   if (pending_ == 0) return;
-  head_ += pending_;
   position_ += pending_;
   pending_ = 0;
   RingHeader& h = ring_.header();
-  h.head.store(head_, std::memory_order_seq_cst);
+  h.head.store(head(), std::memory_order_seq_cst);
   if (h.producer_asleep.load(std::memory_order_seq_cst) != 0) Wake(&h.producer_asleep, wake_fd_);
 }
 

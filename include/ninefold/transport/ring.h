@@ -131,9 +131,11 @@ class RingProducer {
   Result<uint32_t> Used(uint32_t need);
   // Marks the record at `record` (`size` bytes) published and rings if the peer sleeps.
   void Publish(std::byte* record, uint32_t size);
+  // The ring's tail: bytes published, as the header's 32-bit index (ours; the shared copy
+  // is only written).
+  uint32_t tail() const { return static_cast<uint32_t>(position_); }
   RingView ring_;
-  uint32_t tail_;      // ours; the shared copy is only written
-  uint64_t position_;  // tail_ in 64 bits: the next record's position
+  uint64_t position_;  // the next record's position (bytes ever published), its mark's source
   // The consumer's index as last read: re-read only when it leaves too little room, so a
   // push does not pull the consumer's cache line over on every frame.
   uint32_t head_seen_;
@@ -171,10 +173,12 @@ class RingConsumer {
  private:
   RingView ring_;
   int wake_fd_ = -1;
-  // The record expected next has this position (published, its first 8-byte word).
+  // The record expected next (after the one handed out, if any) carries its position's
+  // mark: it is published.
   bool Marked() const;
-  uint32_t head_;         // ours
-  uint64_t position_;     // head_ in 64 bits: the position the next record must carry
+  // The ring's head: bytes consumed, as the header's 32-bit index.
+  uint32_t head() const { return static_cast<uint32_t>(position_); }
+  uint64_t position_;     // bytes consumed, in 64 bits: the next record's position
   uint32_t pending_ = 0;  // bytes of the frame handed out, released by Pop
   uint64_t sleeps_ = 0;
 };
