@@ -421,7 +421,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     while (delivered < 64 && !paused_.load()) {
       Result<RingConsumer::Next> next = q.rx.TryPeek();
       if (!next) {
-        Stop(Error(next.error().code(), peer_ + ": " + next.error().context()));
+        StopOn(next.error());
         return -1;
       }
       if (!next->ready) break;
@@ -436,7 +436,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
         std::memcpy(&t, head.data() + head.size() - sizeof t, sizeof t);
         head = head.first(head.size() - sizeof t);
         if (Result<void> ok = TakeTrailer(t); !ok) {
-          Stop(Error(ok.error().code(), peer_ + ": " + ok.error().context()));
+          StopOn(ok.error());
           return -1;
         }
       }
@@ -613,8 +613,7 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     for (auto& q : queues_) {
       Result<bool> has = q->rx.HasData();
       if (!has) {
-        for (auto& q2 : queues_) q2->rx.SetAsleep(false);
-        Stop(Error(has.error().code(), peer_ + ": " + has.error().context()));
+        StopOn(has.error());
         return Poll();  // drops on_frame_ (the chain ends here)
       }
       ready = ready || *has;
@@ -678,10 +677,11 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
 
   // Never stop inside Send (the contract): from the io_context instead.
   void FailLater(const Error& e) {
-    asio::post(strand_, [self = shared_from_this(), e] {
-      self->Stop(Error(e.code(), self->peer_ + ": " + e.context()));
-    });
+    asio::post(strand_, [self = shared_from_this(), e] { self->StopOn(e); });
   }
+
+  // Stops on what the ring (or a record) says is wrong, naming the peer.
+  void StopOn(const Error& e) { Stop(Error(e.code(), peer_ + ": " + e.context())); }
 
   // The socket carries nothing after the hello: any byte is a protocol error, EOF is the
   // peer going away.
