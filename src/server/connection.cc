@@ -305,7 +305,7 @@ void Connection::HandleVersion(uint16_t tag, const wire::Tversion& tv) {
 }
 
 void Connection::HandleFlushLocked(uint16_t tag, const wire::Tflush& tf) {
-  if (!in_flight_.Contains(tf.oldtag) || Contains(waiting_flushes_, tf.oldtag)) {
+  if (!in_flight_.Contains(tf.oldtag) || IsWaitingFlushLocked(tf.oldtag)) {
     // Already answered (or unknown): nothing to wait for.
     SendLocked(tag, Reply{wire::Rflush{}, nullptr});
     return;
@@ -314,14 +314,19 @@ void Connection::HandleFlushLocked(uint16_t tag, const wire::Tflush& tf) {
   // FileServer call itself cannot be interrupted; its reply is still sent (the client
   // then knows what happened, as 9P allows).
   flushes_[tf.oldtag].push_back(tag);
-  waiting_flushes_.push_back(tag);
   in_flight_.Insert(tag);
+}
+
+bool Connection::IsWaitingFlushLocked(uint16_t tag) const {
+  for (const auto& [flushed, waiting] : flushes_) {
+    if (Contains(waiting, tag)) return true;
+  }
+  return false;
 }
 
 void Connection::ForgetInFlightLocked() {
   in_flight_.Clear();
   flushes_.clear();
-  waiting_flushes_.clear();
 }
 
 transport::OutFrame Connection::Run(uint16_t tag, std::shared_ptr<const void> keep,
@@ -371,7 +376,6 @@ void Connection::Complete(uint16_t tag, transport::OutFrame out, uint64_t genera
   channel_->Send(std::move(out));
   for (uint16_t f : flushes) {
     in_flight_.Erase(f);
-    Remove(waiting_flushes_, f);
     SendLocked(f, Reply{wire::Rflush{}, nullptr});
   }
   if (paused_ && in_flight_.size() < options_.max_outstanding && !draining_) {

@@ -136,6 +136,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Reply ErrorReply(const Error& error) const;
   void MaybeFinishDrainLocked();
   void ForgetInFlightLocked();
+  // Whether `tag` is a Tflush waiting for the reply it flushes.
+  bool IsWaitingFlushLocked(uint16_t tag) const;
   void FinishDrain();
 
   asio::io_context& io_;
@@ -159,10 +161,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // connection while holding the channel's lock.
   std::mutex mu_;
   TagSet in_flight_;  // the requests' (and Tflushes') tags in flight; guarded by mu_
-  // Rare: the Tflush tags waiting for a request's reply, by the request's tag, and every
-  // Tflush tag waiting so. Guarded by mu_.
+  // Rare: the Tflush tags waiting for a request's reply, by the request's tag. Guarded by
+  // mu_.
   std::unordered_map<uint16_t, std::vector<uint16_t>> flushes_;
-  std::vector<uint16_t> waiting_flushes_;
   bool draining_ = false;            // guarded by mu_
   bool drain_check_posted_ = false;  // guarded by mu_
   bool closed_ = false;              // guarded by mu_

@@ -296,6 +296,9 @@ TEST_F(ServerTest, FlushIsAnsweredOnlyAfterTheFlushedReply) {
   // While the read is blocked, another fid still gets answered at once...
   auto attr = c.Call<wire::Rgetattr>(12, wire::Tgetattr{.fid = 0, .request_mask = 0x7ff});
   EXPECT_NE(attr.qid.type & wire::kQtDir, 0);
+  // ...and so does a Tflush of the waiting Tflush (nothing to wait for: a flush has no
+  // reply of its own to come)...
+  c.Call<wire::Rflush>(13, wire::Tflush{.oldtag = 11});
   // ...but neither the read nor the flush is.
   EXPECT_FALSE(c.Recv(200ms).has_value());
   gate_.Open();
