@@ -631,7 +631,7 @@ std::span<const std::byte> WriteFrame(const Frame& frame, Dialect dialect, size_
 }
 
 Error Truncated(std::string_view what, size_t room, size_t need) {
-  return Error(Errc::kTruncated, fmt::format("{} of {} bytes, frame needs {}", what, room, need));
+  return Error(Errc::kTruncated, fmt::format("{} of {} bytes, {} needed", what, room, need));
 }
 }  // namespace
 

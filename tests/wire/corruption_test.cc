@@ -607,7 +607,7 @@ TEST(EncodeRefusal, FrameOverMsizeOrBufferTooSmallWritesNothing) {
   r = Encode(write, Dialect::k9P2000L, std::span(out).first(122), kMsize);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), Errc::kTruncated);
-  EXPECT_EQ(r.error().ToString(), "truncated frame: output buffer of 122 bytes, frame needs 123");
+  EXPECT_EQ(r.error().ToString(), "truncated frame: output buffer of 122 bytes, 123 needed");
   EXPECT_EQ(out, untouched);
 
   r = Encode(write, Dialect::k9P2000L, std::span(out).first(123), 123);
