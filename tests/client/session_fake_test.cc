@@ -52,24 +52,38 @@ std::unique_ptr<Conn> Open(FakeServer& server, client::SessionOptions options = 
   return c ? std::move(*c) : nullptr;
 }
 
+// Open, with fid 1 attached to the server's root; null (after saying why) if either fails.
+std::unique_ptr<Conn> OpenAttached(FakeServer& server, client::SessionOptions options = {}) {
+  std::unique_ptr<Conn> conn = Open(server, options);
+  if (!conn) return nullptr;
+  Result<wire::Qid> root = Get(conn->s().AsyncAttach(1, "u", "", asio::use_future));
+  EXPECT_TRUE(root) << root.error().ToString();
+  return root ? std::move(conn) : nullptr;
+}
+
+// A read of `buf` at offset 0 of fid 1 that `cancel` cancels (emit it on the io thread).
+std::future<Result<size_t>> CancellableRead(Session& s, std::span<std::byte> buf,
+                                            asio::cancellation_signal& cancel) {
+  return s.AsyncRead(1, 0, buf, asio::bind_cancellation_slot(cancel.slot(), asio::use_future));
+}
+
+// Waits (5 s at most) for a cancelled read's result: operation_canceled.
+void ExpectCancelled(std::future<Result<size_t>>& read) {
+  ASSERT_EQ(read.wait_for(5s), std::future_status::ready) << "cancelled read never completed";
+  EXPECT_EQ(Code(read.get()), Errc(std::errc::operation_canceled));
+}
+
 TEST(SessionFake, CancelledReadCompletesWithOperationCanceledAndTheSessionGoesOn) {
   FakeServer server(HoldReads);
-  auto conn = Open(server);
+  auto conn = OpenAttached(server);
   ASSERT_TRUE(conn);
   Session& s = conn->s();
-  ASSERT_TRUE(Get(s.AsyncAttach(1, "u", "", asio::use_future)));
-
   asio::cancellation_signal cancel;
-  std::promise<Result<size_t>> p;
   std::vector<std::byte> buf(100);
-  s.AsyncRead(1, 0, buf, asio::bind_cancellation_slot(cancel.slot(), [&](Result<size_t> r) {
-                p.set_value(std::move(r));
-              }));
+  auto result = CancellableRead(s, buf, cancel);
   ASSERT_TRUE(server.WaitFor([](auto& rs) { return Saw(rs, wire::Tread::kType); }, 5s));
   asio::post(conn->io(), [&] { cancel.emit(asio::cancellation_type::all); });
-  auto result = p.get_future();
-  ASSERT_EQ(result.wait_for(5s), std::future_status::ready) << "cancelled read never completed";
-  EXPECT_EQ(Code(result.get()), Errc(std::errc::operation_canceled));
+  ExpectCancelled(result);
   auto rs = server.requests();
   const Request* read = Find(rs, wire::Tread::kType);
   const Request* flush = Find(rs, wire::Tflush::kType);
@@ -90,18 +104,14 @@ TEST(SessionFake, CancelledReadCompletesWithOperationCanceledAndTheSessionGoesOn
 // session's tag list for it spills over) and it completes once, cancelled.
 TEST(SessionFake, CancellingASplitReadFlushesEveryPiece) {
   FakeServer server(HoldReads);
-  auto conn = Open(server);
+  auto conn = OpenAttached(server);
   ASSERT_TRUE(conn);
   Session& s = conn->s();
-  ASSERT_TRUE(Get(s.AsyncAttach(1, "u", "", asio::use_future)));
   // 16 half-msize pieces' worth: at least 8 Treads, whatever the pieces' exact size. The
   // session sends them all in one turn (they are well under its 64 tags).
   std::vector<std::byte> buf(16 * (s.msize() / 2));
   asio::cancellation_signal cancel;
-  std::promise<Result<size_t>> p;
-  s.AsyncRead(1, 0, buf, asio::bind_cancellation_slot(cancel.slot(), [&](Result<size_t> r) {
-                p.set_value(std::move(r));
-              }));
+  auto result = CancellableRead(s, buf, cancel);
   auto reads = [](const std::vector<Request>& rs) {
     return std::count_if(rs.begin(), rs.end(),
                          [](const Request& r) { return r.type == wire::Tread::kType; });
@@ -109,9 +119,7 @@ TEST(SessionFake, CancellingASplitReadFlushesEveryPiece) {
   ASSERT_TRUE(server.WaitFor([&](auto& rs) { return reads(rs) >= 8; }, 5s))
       << reads(server.requests()) << " Treads";
   asio::post(conn->io(), [&] { cancel.emit(asio::cancellation_type::all); });
-  auto result = p.get_future();
-  ASSERT_EQ(result.wait_for(5s), std::future_status::ready) << "cancelled read never completed";
-  EXPECT_EQ(Code(result.get()), Errc(std::errc::operation_canceled));
+  ExpectCancelled(result);
   ASSERT_TRUE(server.WaitFor(
       [&](auto& rs) {
         return std::count_if(rs.begin(), rs.end(), [](const Request& r) {
@@ -133,27 +141,18 @@ TEST(SessionFake, CancellingASplitReadFlushesEveryPiece) {
 TEST(SessionFake, CancelBeforeTheRequestIsSentNeverSendsIt) {
   // One tag: the second read waits in the session's queue behind the first (held).
   FakeServer server(HoldReads);
-  auto conn = Open(server, {.max_outstanding = 1});
+  auto conn = OpenAttached(server, {.max_outstanding = 1});
   ASSERT_TRUE(conn);
   Session& s = conn->s();
-  ASSERT_TRUE(Get(s.AsyncAttach(1, "u", "", asio::use_future)));
   std::vector<std::byte> b1(10), b2(10);
   asio::cancellation_signal c1, c2;
-  std::promise<Result<size_t>> p1, p2;
-  s.AsyncRead(1, 0, b1, asio::bind_cancellation_slot(c1.slot(), [&](Result<size_t> r) {
-                p1.set_value(std::move(r));
-              }));
-  s.AsyncRead(1, 0, b2, asio::bind_cancellation_slot(c2.slot(), [&](Result<size_t> r) {
-                p2.set_value(std::move(r));
-              }));
+  auto r1 = CancellableRead(s, b1, c1);
+  auto r2 = CancellableRead(s, b2, c2);
   ASSERT_TRUE(server.WaitFor([](auto& rs) { return Saw(rs, wire::Tread::kType); }, 5s));
   asio::post(conn->io(), [&] { c2.emit(asio::cancellation_type::all); });
   asio::post(conn->io(), [&] { c1.emit(asio::cancellation_type::all); });
-  auto r1 = p1.get_future(), r2 = p2.get_future();
-  ASSERT_EQ(r1.wait_for(5s), std::future_status::ready);
-  ASSERT_EQ(r2.wait_for(5s), std::future_status::ready);
-  EXPECT_EQ(Code(r1.get()), Errc(std::errc::operation_canceled));
-  EXPECT_EQ(Code(r2.get()), Errc(std::errc::operation_canceled));
+  ExpectCancelled(r1);
+  ExpectCancelled(r2);
   auto rs = server.requests();
   EXPECT_EQ(
       std::count_if(rs.begin(), rs.end(), [](auto& r) { return r.type == wire::Tread::kType; }), 1)
@@ -163,10 +162,9 @@ TEST(SessionFake, CancelBeforeTheRequestIsSentNeverSendsIt) {
 
 TEST(SessionFake, DeadlineFlushesAndCompletesWithTimedOut) {
   FakeServer server(HoldReads);
-  auto conn = Open(server, {.deadline = 200ms});
+  auto conn = OpenAttached(server, {.deadline = 200ms});
   ASSERT_TRUE(conn);
   Session& s = conn->s();
-  ASSERT_TRUE(Get(s.AsyncAttach(1, "u", "", asio::use_future)));
   std::vector<std::byte> buf(100);
   auto start = Clock::now();
   auto r = Get(s.AsyncRead(1, 0, buf, asio::use_future), 10s);
@@ -187,10 +185,9 @@ TEST(SessionFake, DeadlineFlushesAndCompletesWithTimedOut) {
 // scoped one timed out.
 TEST(SessionFake, DeadlineScopeAppliesOnlyToCallsMadeInIt) {
   FakeServer server(HoldReads);
-  auto conn = Open(server);
+  auto conn = OpenAttached(server);
   ASSERT_TRUE(conn);
   Session& s = conn->s();
-  ASSERT_TRUE(Get(s.AsyncAttach(1, "u", "", asio::use_future)));
   std::vector<std::byte> a(100), b(100);
   auto unscoped = s.AsyncRead(1, 0, a, asio::use_future);
   std::future<Result<size_t>> scoped;
@@ -247,10 +244,9 @@ TEST(SessionFake, ServerThatNeverAnswersTversionTimesOutWithADeadline) {
 
 TEST(SessionFake, PeerClosingFailsPendingAndLaterOperations) {
   FakeServer server(HoldReads);
-  auto conn = Open(server);
+  auto conn = OpenAttached(server);
   ASSERT_TRUE(conn);
   Session& s = conn->s();
-  ASSERT_TRUE(Get(s.AsyncAttach(1, "u", "", asio::use_future)));
   std::vector<std::vector<std::byte>> bufs(50, std::vector<std::byte>(100));
   std::vector<std::future<Result<size_t>>> reads;
   for (auto& b : bufs) reads.push_back(s.AsyncRead(1, 0, b, asio::use_future));
