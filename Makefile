@@ -84,6 +84,11 @@ bench-server: build
 bench-shm: build
 	bench/shm_vs_sockets.sh $(RELEASE)
 
+# Instructions per getattr request on each side (callgrind), over shm and unix.
+.PHONY: bench-instructions
+bench-instructions: build
+	bench/request_instructions.sh $(RELEASE)
+
 # ninefold bench (one thread) vs diodload (N threads) against diod, and ninefold bench
 # against diod vs ninefold serve (docs/client-performance.md).
 .PHONY: bench-client

@@ -21,6 +21,8 @@ PACKAGES=(
   libfuse3-dev fuse3 fio
   # test and benchmark scripts (free ports, JSON, the FUSE test's checks)
   perl python3
+  # instructions per request (bench/request_instructions.sh: callgrind)
+  valgrind
 )
 
 missing=()
