@@ -56,6 +56,58 @@ void StoreLe(std::byte* p, T v) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Fixed-size records (every field an integer or a record of integers: Tgetattr,
+// Rgetattr, Tread's head, Rwrite, Tclunk, Qid...): their length per dialect is known at
+// compile time, so decoding checks the length once and then only loads, and sizing is a
+// table lookup. The general walk above stays the reference (and gives the errors).
+template <class T>
+struct FixedSize {  // not fixed
+  static constexpr bool kFixed = false;
+};
+template <class T>
+requires std::is_unsigned_v<T>
+struct FixedSize<T> {
+  static constexpr bool kFixed = true;
+  static constexpr size_t Of(Dialect) { return sizeof(T); }
+};
+template <Record R>
+struct FixedSize<R> {
+  static constexpr bool kFixed = std::apply(
+      [](const auto&... desc) {
+        return (FixedSize<typename std::remove_cvref_t<decltype(desc)>::Type>::kFixed && ...);
+      },
+      kFieldsOf<R>);
+  static constexpr size_t Of(Dialect d) {
+    return std::apply(
+        [d](const auto&... desc) {
+          return ((desc.dialects & Bit(d)
+                       ? FixedSize<typename std::remove_cvref_t<decltype(desc)>::Type>::Of(d)
+                       : 0) +
+                  ... + size_t{0});
+        },
+        kFieldsOf<R>);
+  }
+};
+// The length of fixed record R in each dialect, indexed by Dialect.
+template <class R>
+inline constexpr std::array<size_t, 3> kFixedLength = {
+    FixedSize<R>::Of(Dialect::k9P2000), FixedSize<R>::Of(Dialect::k9P2000u),
+    FixedSize<R>::Of(Dialect::k9P2000L)};
+
+static_assert(kFixedLength<Qid>[0] == 13 && !FixedSize<Rread>::kFixed);
+
+// Loads fixed record `v` from p, which holds its whole length; advances p.
+template <class T>
+[[gnu::always_inline]] inline void LoadFixed(const std::byte*& p, T& v, Dialect d) {
+  if constexpr (std::is_unsigned_v<T>) {
+    v = LoadLe<T>(p);
+    p += sizeof(T);
+  } else {
+    ForEachField(v, d, [&](const auto&, auto& value) { LoadFixed(p, value, d); });
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // Decoding. The first failure is recorded (sticky) and every later read is a no-op, so a
 // record's walk never has to stop midway; the caller checks failed() once.
 class Reader {
@@ -108,6 +160,13 @@ class Reader {
     auto out = frame_.subspan(pos_, n);
     pos_ += n;
     return out;
+  }
+
+  // The next n bytes, which the caller checked are there (n <= left()).
+  const std::byte* Take(size_t n) {
+    const std::byte* p = frame_.data() + pos_;
+    pos_ += n;
+    return p;
   }
 
   // The next two bytes, not consumed; the caller checked left() >= 2.
@@ -222,6 +281,14 @@ void GetStatBody(Reader& r, Stat& v, Dialect d, size_t stat_start) {
 // Top level: like Get for a record, but names each field for error messages.
 template <class M>
 void DecodeFields(Reader& r, M& msg, Dialect d) {
+  if constexpr (FixedSize<M>::kFixed) {
+    // The usual case, a frame of exactly the message's length: no check per field.
+    if (r.left() == kFixedLength<M>[static_cast<size_t>(d)]) [[likely]] {
+      const std::byte* p = r.Take(r.left());
+      LoadFixed(p, msg, d);
+      return;
+    }
+  }
   ForEachField(msg, d, [&](const auto& desc, auto& value) {
     if (r.failed()) return;
     r.SetField(desc.name);
@@ -604,9 +671,27 @@ struct Sizes {
   size_t total = 0;
   size_t head = 0;
 };
+// By variant index: a fixed message's whole frame length per dialect (0: not fixed).
+template <size_t... I>
+constexpr auto MakeFixedFrameTable(std::index_sequence<I...>) {
+  return std::array<std::array<size_t, 3>, sizeof...(I)>{[] {
+    using M = std::variant_alternative_t<I, Message>;
+    std::array<size_t, 3> n{};
+    if constexpr (FixedSize<M>::kFixed) {
+      for (size_t d = 0; d < 3; ++d) n[d] = kHeaderSize + kFixedLength<M>[d];
+    }
+    return n;
+  }()...};
+}
+constexpr auto kFixedFrame =
+    MakeFixedFrameTable(std::make_index_sequence<std::variant_size_v<Message>>());
+
 Result<Sizes> SizeFrame(const Frame& frame, Dialect dialect, uint32_t msize) {
   uint8_t type = TypeOf(frame.msg);
   if (!(kTypes.dialects[type] & Bit(dialect))) return Unexpected(WrongDialect(type, dialect));
+  if (size_t fixed = kFixedFrame[frame.msg.index()][static_cast<size_t>(dialect)]; fixed != 0) {
+    if (fixed <= msize) [[likely]] return Sizes{.total = fixed, .head = fixed};
+  }
   CountSink count;
   Writer<CountSink> sizer(count);
   sizer.skip_payload = true;
