@@ -296,6 +296,17 @@ void DecodeFields(Reader& r, M& msg, Dialect d) {
   });
 }
 
+// Stores fixed record `v` at p; advances p.
+template <class T>
+[[gnu::always_inline]] inline void StoreFixed(std::byte*& p, const T& v, Dialect d) {
+  if constexpr (std::is_unsigned_v<T>) {
+    StoreLe<T>(p, v);
+    p += sizeof(T);
+  } else {
+    ForEachField(v, d, [&](const auto&, const auto& value) { StoreFixed(p, value, d); });
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Sizing and encoding share one Writer; the sink either counts or copies. Errors can only
 // arise while sizing (strings over 65535 bytes, stats over 65535 bytes), so Encode sizes
@@ -708,6 +719,20 @@ Result<Sizes> SizeFrame(const Frame& frame, Dialect dialect, uint32_t msize) {
 // Writes the sized frame (without its payload when `skip_payload`) at `out`.
 std::span<const std::byte> WriteFrame(const Frame& frame, Dialect dialect, size_t total,
                                       std::byte* out, bool skip_payload) {
+  if (kFixedFrame[frame.msg.index()][static_cast<size_t>(dialect)] != 0) {
+    return std::visit(
+        [&](const auto& msg) {
+          if constexpr (FixedSize<std::remove_cvref_t<decltype(msg)>>::kFixed) {
+            std::byte* p = out;
+            StoreFixed(p, static_cast<uint32_t>(total), dialect);
+            StoreFixed(p, msg.kType, dialect);
+            StoreFixed(p, frame.tag, dialect);
+            StoreFixed(p, msg, dialect);
+          }
+          return std::span<const std::byte>();
+        },
+        frame.msg);
+  }
   CopySink sink{out};
   Writer<CopySink> w(sink);
   w.skip_payload = skip_payload;
