@@ -63,7 +63,9 @@ Error FromErrno(int err, std::string_view what) {
 // splice(2) from a pipe into a socket. splice has no MSG_NOSIGNAL: writing to a socket
 // whose peer has gone raises SIGPIPE, whose default action ends the process. So SIGPIPE
 // is blocked for this thread around the call and one it raised is taken back; the caller
-// sees EPIPE, as sendmsg's callers do.
+// sees EPIPE, as sendmsg's callers do. A splice that moved some pipe buffers before the
+// peer went returns that count, not EPIPE, and has raised SIGPIPE all the same (it sends
+// one buffer at a time), so any short splice takes one back too.
 ssize_t SpliceNoSignal(int pipe_fd, int socket_fd, size_t len) {
   sigset_t sigpipe;
   sigset_t old;
@@ -75,7 +77,7 @@ ssize_t SpliceNoSignal(int pipe_fd, int socket_fd, size_t len) {
     n = ::splice(pipe_fd, nullptr, socket_fd, nullptr, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
   } while (n < 0 && errno == EINTR);
   int err = errno;
-  if (n < 0 && err == EPIPE && !sigismember(&old, SIGPIPE)) {
+  if ((n < 0 ? err == EPIPE : static_cast<size_t>(n) < len) && !sigismember(&old, SIGPIPE)) {
     timespec none{};
     while (sigtimedwait(&sigpipe, nullptr, &none) == SIGPIPE) {
     }
