@@ -235,9 +235,12 @@ void Session::CountWritten(size_t n, Moved how) {
   impl_->CountMoved(n, how);
 }
 
-std::shared_ptr<Session::OpState> Session::NewOp() {
+std::shared_ptr<Session::OpState> Session::NewOp(bool cancellable) {
+  auto deadline = t_deadline.count() >= 0 ? t_deadline : options_.deadline;
+  // Without either, the operation's tags need not be tracked and no flush can be asked for.
+  if (!cancellable && deadline.count() <= 0) return nullptr;
   auto op = std::make_shared<OpState>();
-  op->deadline = t_deadline.count() >= 0 ? t_deadline : options_.deadline;
+  op->deadline = deadline;
   return op;
 }
 

@@ -14,8 +14,10 @@
 #include <random>
 
 #include "asio/bind_cancellation_slot.hpp"
+#include "asio/bind_executor.hpp"
 #include "asio/cancellation_signal.hpp"
 #include "asio/co_spawn.hpp"
+#include "asio/executor_work_guard.hpp"
 #include "asio/post.hpp"
 #include "asio/use_awaitable.hpp"
 #include "client_test_util.h"
@@ -502,6 +504,37 @@ TEST_P(SessionAsync, CallbackFutureAndCoroutineCompletions) {
   ASSERT_TRUE(n) << n.error().ToString();
   EXPECT_EQ(*n, content.size());
   EXPECT_EQ(buf, content);
+
+  // Callbacks bound to another executor (here another io_context's thread) run there,
+  // never on the session's thread: a read (its Done) and a getattr (straight from the
+  // reply).
+  asio::io_context other;
+  auto work = asio::make_work_guard(other);
+  std::thread other_thread([&other] { other.run(); });
+  std::promise<std::pair<bool, Result<size_t>>> bound_read;
+  std::fill(buf.begin(), buf.end(), std::byte{0});
+  s().AsyncRead(fid_, 0, buf, asio::bind_executor(other, [&](Result<size_t> r) {
+                  bool here = other.get_executor().running_in_this_thread() &&
+                              !conn_->io().get_executor().running_in_this_thread();
+                  bound_read.set_value({here, std::move(r)});
+                }));
+  std::promise<std::pair<bool, Result<wire::Rgetattr>>> bound_getattr;
+  s().AsyncGetattr(fid_, client::kGetattrBasic,
+                   asio::bind_executor(other, [&](Result<wire::Rgetattr> r) {
+                     bool here = other.get_executor().running_in_this_thread() &&
+                                 !conn_->io().get_executor().running_in_this_thread();
+                     bound_getattr.set_value({here, std::move(r)});
+                   }));
+  auto [read_there, read] = bound_read.get_future().get();
+  auto [getattr_there, attr] = bound_getattr.get_future().get();
+  work.reset();
+  other_thread.join();
+  EXPECT_TRUE(read_there);
+  ASSERT_TRUE(read) << read.error().ToString();
+  EXPECT_EQ(buf, content);
+  EXPECT_TRUE(getattr_there);
+  ASSERT_TRUE(attr) << attr.error().ToString();
+  EXPECT_EQ(attr->size, content.size());
 
   // Future.
   std::fill(buf.begin(), buf.end(), std::byte{0});

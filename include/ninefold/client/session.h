@@ -354,12 +354,18 @@ class Session : public std::enable_shared_from_this<Session> {
   // then. A reply of another type fails with EPROTO.
   template <class Reply, class Request, class Token>
   auto AsyncRequest(const Request& request, Token&& token) {
-    Result<std::vector<std::byte>> frame = EncodeRequest(wire::Message(request));
-    return Call<Reply>(token, [this, frame = std::move(frame)](Done<Reply> done) mutable {
-      if (!frame) return done(Unexpected(frame.error()));
-      SendEncoded(std::move(*frame), {},
-                  Map<Reply>(std::move(done), [](const Reply& r) { return r; }));
-    });
+    // The handler completes straight from the raw reply (no Done<Reply> in between).
+    return asio::async_initiate<Token, Signature<Reply>>(
+        [this](auto handler, Result<std::vector<std::byte>> encoded) {
+          auto op = NewOp(handler);
+          RawDone done{std::move(op), Completion<Reply, Result<const wire::Message*>>(
+                                          std::move(handler), &Session::Expect<Reply>)};
+          OnIoThread([this, frame = std::move(encoded), done = std::move(done)]() mutable {
+            if (!frame) return done(Unexpected(frame.error()));
+            SendEncoded(std::move(*frame), {}, std::move(done));
+          });
+        },
+        token, EncodeRequest(wire::Message(request)));
   }
 
  private:
@@ -386,20 +392,56 @@ class Session : public std::enable_shared_from_this<Session> {
   // operation's requests when the handler's cancellation slot fires.
   template <class T, class Handler>
   Done<T> Wrap(Handler handler) {
-    auto op = NewOp();
+    auto op = NewOp(handler);
+    return Done<T>{std::move(op), Completion<T, Result<T>>(std::move(handler),
+                                                             [](Result<T> r) { return r; })};
+  }
+
+  // The operation state a handler needs: none when nothing can cancel it and it has no
+  // deadline (no tags need tracking), else one whose cancellation flushes its requests.
+  template <class Handler>
+  std::shared_ptr<OpState> NewOp(Handler& handler) {
     auto slot = asio::get_associated_cancellation_slot(handler);
+    auto op = NewOp(slot.is_connected());
     if (slot.is_connected()) {
       slot.assign([weak = weak_from_this(), op](asio::cancellation_type) {
         if (auto self = weak.lock()) self->Cancel(op);
       });
     }
+    return op;
+  }
+
+  // The function that completes `handler` with convert(From), a Result<T>. Completions
+  // are called on the io thread: a handler whose executor is the session's own runs right
+  // there (what asio::dispatch would do, without its hop); any other executor gets the
+  // result dispatched to it.
+  template <class T, class From, class Handler, class Convert>
+  std::function<void(From)> Completion(Handler handler, Convert convert) {
+    using Ex = asio::associated_executor_t<Handler, asio::io_context::executor_type>;
+    if constexpr (std::is_same_v<Ex, asio::io_context::executor_type> &&
+                  std::is_copy_constructible_v<Handler>) {
+      if (asio::get_associated_executor(handler, executor_) == executor_) {
+        return [handler = std::move(handler), convert](From from) mutable {
+          auto mine = asio::get_associated_cancellation_slot(handler);
+          if (mine.is_connected()) mine.clear();
+          std::move(handler)(convert(std::move(from)));
+        };
+      }
+    }
     auto ex = asio::get_associated_executor(handler, executor_);
     auto h = std::make_shared<Handler>(std::move(handler));
-    return Done<T>{op, [h, ex](Result<T> r) {
-                     auto mine = asio::get_associated_cancellation_slot(*h);
-                     if (mine.is_connected()) mine.clear();
-                     asio::dispatch(ex, [h, r = std::move(r)]() mutable { (*h)(std::move(r)); });
-                   }};
+    return [h, ex, convert](From from) {
+      auto mine = asio::get_associated_cancellation_slot(*h);
+      if (mine.is_connected()) mine.clear();
+      asio::dispatch(ex, [h, r = convert(std::move(from))]() mutable { (*h)(std::move(r)); });
+    };
+  }
+
+  // Runs f on the io thread: now when already there, else dispatched.
+  template <class F>
+  void OnIoThread(F f) {
+    if (executor_.running_in_this_thread()) return f();
+    asio::dispatch(executor_, [self = shared_from_this(), f = std::move(f)]() mutable { f(); });
   }
 
   // async_initiate + a hop to the io thread, where `start(done)` runs.
@@ -407,9 +449,9 @@ class Session : public std::enable_shared_from_this<Session> {
   auto Call(Token& token, Start start) {
     return asio::async_initiate<Token, Signature<T>>(
         [this](auto handler, Start s) {
-          auto done = Wrap<T>(std::move(handler));
-          asio::dispatch(executor_, [self = shared_from_this(), s = std::move(s),
-                                     done = std::move(done)]() mutable { s(std::move(done)); });
+          OnIoThread([s = std::move(s), done = Wrap<T>(std::move(handler))]() mutable {
+            s(std::move(done));
+          });
         },
         token, std::move(start));
   }
@@ -423,6 +465,13 @@ class Session : public std::enable_shared_from_this<Session> {
                      if (const R* reply = std::get_if<R>(*r)) return done(make(*reply));
                      done(Unexpected(WrongReply(R::kName, **r)));
                    }};
+  }
+  // The reply as an R (copied), or why it is not one.
+  template <class R>
+  static Result<R> Expect(Result<const wire::Message*> r) {
+    if (!r) return Unexpected(r.error());
+    if (const R* reply = std::get_if<R>(*r)) return *reply;
+    return Unexpected(WrongReply(R::kName, **r));
   }
   // For Rclunk/Rremove: release the fid, then complete.
   RawDone Release(Fid fid, Done<void> done);
@@ -438,7 +487,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void SendEncoded(std::vector<std::byte> frame, std::span<const std::byte> payload, RawDone done,
                    ReplyTo to = {});
 
-  std::shared_ptr<OpState> NewOp();
+  // A new operation's state (nullptr when it is not `cancellable` and has no deadline).
+  std::shared_ptr<OpState> NewOp(bool cancellable);
   void Cancel(const std::shared_ptr<OpState>& op);  // any thread
   // io thread: the request machinery (session.cc).
   void Transmit(uint16_t tag, std::vector<std::byte> frame, std::span<const std::byte> payload,
