@@ -174,6 +174,10 @@ class Load : public std::enable_shared_from_this<Load> {
   Load(const BenchOptions& opt, std::shared_ptr<Session> session, Session::Fid target,
        uint64_t wrap, uint64_t size)
       : opt_(opt),
+        kind_(opt.op == "getattr" ? Kind::kGetattr
+              : opt.op == "read"  ? Kind::kRead
+              : opt.op == "write" ? Kind::kWrite
+                                  : Kind::kCreate),
         session_(std::move(session)),
         target_(target),
         wrap_(wrap),
@@ -274,7 +278,7 @@ class Load : public std::enable_shared_from_this<Load> {
   void Issue(size_t i) {
     Slot& s = slots_[i];
     s.started = Clock::now();
-    if (opt_.op == "getattr") {
+    if (kind_ == Kind::kGetattr) {
       if (session_->dialect() == wire::Dialect::k9P2000L) {
         session_->AsyncGetattr(target_, client::kGetattrBasic, [this, i](Result<wire::Rgetattr> r) {
           Complete(i, r ? Result<size_t>(size_t{0}) : Unexpected(r.error()));
@@ -284,7 +288,7 @@ class Load : public std::enable_shared_from_this<Load> {
           Complete(i, r ? Result<size_t>(size_t{0}) : Unexpected(r.error()));
         });
       }
-    } else if (opt_.op == "read") {
+    } else if (kind_ == Kind::kRead) {
       s.offset = NextOffset();
       session_->AsyncRead(target_, s.offset, s.io.bytes(), [this, i](Result<size_t> r) {
         if (r && opt_.touch) Touch(slots_[i].io.bytes().first(*r));
@@ -296,7 +300,7 @@ class Load : public std::enable_shared_from_this<Load> {
         }
         Complete(i, std::move(r));
       });
-    } else if (opt_.op == "write") {
+    } else if (kind_ == Kind::kWrite) {
       s.offset = NextOffset();
       session_->AsyncWrite(target_, s.offset, s.io.bytes(), [this, i](Result<size_t> r) {
         if (r && *r != size_) {
@@ -389,6 +393,9 @@ class Load : public std::enable_shared_from_this<Load> {
   }
 
   const BenchOptions& opt_;
+  // opt_.op, parsed once: Issue runs inside the measured time.
+  enum class Kind { kGetattr, kRead, kWrite, kCreate };
+  const Kind kind_;
   const std::shared_ptr<Session> session_;
   const Session::Fid target_;  // the fid every op works on (create: the directory)
   const uint64_t wrap_;        // read/write offsets wrap here (0: always offset 0)

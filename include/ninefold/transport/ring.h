@@ -159,6 +159,9 @@ class RingConsumer {
   // sleeping: unlike TryPeek it also reads the producer's tail, and a tail that has
   // passed a record the producer never marked is EPROTO (else it would wait forever).
   [[nodiscard]] Result<bool> HasData() const;
+  // Whether the next frame is ready, from its mark alone: the cheapest poll (one cache
+  // line, no check of the record), for spinning between TryPeek calls.
+  bool Ready() const { return Marked(); }
   // Releases the frame last returned, and wakes a producer waiting for room.
   void Pop();
   // As RingProducer::set_wake_fd, for waking a producer that waits for room.
