@@ -358,8 +358,9 @@ class Session : public std::enable_shared_from_this<Session> {
     return asio::async_initiate<Token, Signature<Reply>>(
         [this](auto handler, Result<std::vector<std::byte>> encoded) {
           auto op = NewOp(handler);
-          RawDone done{std::move(op), Completion<Reply, Result<const wire::Message*>>(
-                                          std::move(handler), &Session::Expect<Reply>)};
+          RawDone done{std::move(op),
+                       Completion<Reply, Result<const wire::Message*>, &Session::Expect<Reply>>(
+                           std::move(handler))};
           OnIoThread([this, frame = std::move(encoded), done = std::move(done)]() mutable {
             if (!frame) return done(Unexpected(frame.error()));
             SendEncoded(std::move(*frame), {}, std::move(done));
@@ -393,8 +394,7 @@ class Session : public std::enable_shared_from_this<Session> {
   template <class T, class Handler>
   Done<T> Wrap(Handler handler) {
     auto op = NewOp(handler);
-    return Done<T>{std::move(op), Completion<T, Result<T>>(std::move(handler),
-                                                             [](Result<T> r) { return r; })};
+    return Done<T>{std::move(op), Completion<T, Result<T>, &Session::Same<T>>(std::move(handler))};
   }
 
   // The operation state a handler needs: none when nothing can cancel it and it has no
@@ -411,29 +411,30 @@ class Session : public std::enable_shared_from_this<Session> {
     return op;
   }
 
-  // The function that completes `handler` with convert(From), a Result<T>. Completions
+  // The function that completes `handler` with Convert(From), a Result<T>. Completions
   // are called on the io thread: a handler whose executor is the session's own runs right
   // there (what asio::dispatch would do, without its hop); any other executor gets the
-  // result dispatched to it.
-  template <class T, class From, class Handler, class Convert>
-  std::function<void(From)> Completion(Handler handler, Convert convert) {
+  // result dispatched to it. (Convert is a template argument, not a capture, so that a
+  // small handler alone fits in std::function's own storage: no allocation.)
+  template <class T, class From, Result<T> (*Convert)(From), class Handler>
+  std::function<void(From)> Completion(Handler handler) {
     using Ex = asio::associated_executor_t<Handler, asio::io_context::executor_type>;
     if constexpr (std::is_same_v<Ex, asio::io_context::executor_type> &&
                   std::is_copy_constructible_v<Handler>) {
       if (asio::get_associated_executor(handler, executor_) == executor_) {
-        return [handler = std::move(handler), convert](From from) mutable {
+        return [handler = std::move(handler)](From from) mutable {
           auto mine = asio::get_associated_cancellation_slot(handler);
           if (mine.is_connected()) mine.clear();
-          std::move(handler)(convert(std::move(from)));
+          std::move(handler)(Convert(std::move(from)));
         };
       }
     }
     auto ex = asio::get_associated_executor(handler, executor_);
     auto h = std::make_shared<Handler>(std::move(handler));
-    return [h, ex, convert](From from) {
+    return [h, ex](From from) {
       auto mine = asio::get_associated_cancellation_slot(*h);
       if (mine.is_connected()) mine.clear();
-      asio::dispatch(ex, [h, r = convert(std::move(from))]() mutable { (*h)(std::move(r)); });
+      asio::dispatch(ex, [h, r = Convert(std::move(from))]() mutable { (*h)(std::move(r)); });
     };
   }
 
@@ -465,6 +466,10 @@ class Session : public std::enable_shared_from_this<Session> {
                      if (const R* reply = std::get_if<R>(*r)) return done(make(*reply));
                      done(Unexpected(WrongReply(R::kName, **r)));
                    }};
+  }
+  template <class T>
+  static Result<T> Same(Result<T> r) {
+    return r;
   }
   // The reply as an R (copied), or why it is not one.
   template <class R>
