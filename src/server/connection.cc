@@ -351,8 +351,10 @@ bool Connection::RunsInline(const wire::Frame& frame) {
       [&](const auto& m) -> bool {
         if constexpr (
             requires { m.fid; } && !requires { m.dfid; } && !requires { m.newdirfid; }) {
-          Result<std::shared_ptr<Fid>> fid = GetFid(m.fid);
-          return fid && !(*fid)->node->may_block();
+          // Looked at in place (no reference taken: this runs for every request).
+          std::lock_guard lock(fids_mu_);
+          auto it = fids_.find(m.fid);
+          return it != fids_.end() && !it->second->node->may_block();
         } else {
           return false;
         }
@@ -395,11 +397,10 @@ void Connection::SendLocked(uint16_t tag, const Reply& reply) {
 }
 
 transport::OutFrame Connection::Encode(uint16_t tag, const Reply& reply) const {
-  wire::Frame frame{tag, reply.msg};
   transport::OutFrame out;
   // The head is everything but the payload (Rread/Rreaddir data), which is sent from the
   // reply's own buffer: no payload-sized buffer is allocated.
-  Result<wire::EncodedHead> head = wire::EncodeHead(frame, dialect(), out.head, msize());
+  Result<wire::EncodedHead> head = wire::EncodeHead(tag, reply.msg, dialect(), out.head, msize());
   if (head) {
     out.payload = head->payload;
     out.owner = reply.keep;

@@ -90,9 +90,9 @@ struct FixedSize<R> {
 };
 // The length of fixed record R in each dialect, indexed by Dialect.
 template <class R>
-inline constexpr std::array<size_t, 3> kFixedLength = {
-    FixedSize<R>::Of(Dialect::k9P2000), FixedSize<R>::Of(Dialect::k9P2000u),
-    FixedSize<R>::Of(Dialect::k9P2000L)};
+inline constexpr std::array<size_t, 3> kFixedLength = {FixedSize<R>::Of(Dialect::k9P2000),
+                                                       FixedSize<R>::Of(Dialect::k9P2000u),
+                                                       FixedSize<R>::Of(Dialect::k9P2000L)};
 
 static_assert(kFixedLength<Qid>[0] == 13 && !FixedSize<Rread>::kFixed);
 
@@ -552,15 +552,15 @@ Error WrongDialect(uint8_t type, Dialect d) {
 
 // Sizes (Writer<CountSink>) or writes (Writer<CopySink>) a whole frame.
 template <class S>
-void PutFrame(Writer<S>& w, const Frame& frame, Dialect d, uint32_t size) {
+void PutFrame(Writer<S>& w, uint16_t tag, const Message& message, Dialect d, uint32_t size) {
   std::visit(
       [&](const auto& msg) {
         w.Int(size);
         w.Int(msg.kType);
-        w.Int(frame.tag);
+        w.Int(tag);
         ForEachField(msg, d, [&](const auto&, const auto& value) { Put(w, value, d); });
       },
-      frame.msg);
+      message);
 }
 
 }  // namespace
@@ -697,16 +697,19 @@ constexpr auto MakeFixedFrameTable(std::index_sequence<I...>) {
 constexpr auto kFixedFrame =
     MakeFixedFrameTable(std::make_index_sequence<std::variant_size_v<Message>>());
 
-Result<Sizes> SizeFrame(const Frame& frame, Dialect dialect, uint32_t msize) {
-  uint8_t type = TypeOf(frame.msg);
+// (A frame is passed as its tag and message: callers holding a message elsewhere need
+// not copy it into a Frame.)
+Result<Sizes> SizeFrame(uint16_t tag, const Message& msg, Dialect dialect, uint32_t msize) {
+  uint8_t type = TypeOf(msg);
   if (!(kTypes.dialects[type] & Bit(dialect))) return Unexpected(WrongDialect(type, dialect));
-  if (size_t fixed = kFixedFrame[frame.msg.index()][static_cast<size_t>(dialect)]; fixed != 0) {
-    if (fixed <= msize) [[likely]] return Sizes{.total = fixed, .head = fixed};
+  if (size_t fixed = kFixedFrame[msg.index()][static_cast<size_t>(dialect)]; fixed != 0) {
+    if (fixed <= msize) [[likely]]
+      return Sizes{.total = fixed, .head = fixed};
   }
   CountSink count;
   Writer<CountSink> sizer(count);
   sizer.skip_payload = true;
-  PutFrame(sizer, frame, dialect, 0);
+  PutFrame(sizer, tag, msg, dialect, 0);
   if (sizer.failed()) return Unexpected(sizer.TakeError());
   Sizes sizes{.total = count.n + sizer.skipped.size(), .head = count.n};
   if (sizes.total > msize) {
@@ -717,26 +720,26 @@ Result<Sizes> SizeFrame(const Frame& frame, Dialect dialect, uint32_t msize) {
 }
 
 // Writes the sized frame (without its payload when `skip_payload`) at `out`.
-std::span<const std::byte> WriteFrame(const Frame& frame, Dialect dialect, size_t total,
-                                      std::byte* out, bool skip_payload) {
-  if (kFixedFrame[frame.msg.index()][static_cast<size_t>(dialect)] != 0) {
+std::span<const std::byte> WriteFrame(uint16_t tag, const Message& message, Dialect dialect,
+                                      size_t total, std::byte* out, bool skip_payload) {
+  if (kFixedFrame[message.index()][static_cast<size_t>(dialect)] != 0) {
     return std::visit(
         [&](const auto& msg) {
           if constexpr (FixedSize<std::remove_cvref_t<decltype(msg)>>::kFixed) {
             std::byte* p = out;
             StoreFixed(p, static_cast<uint32_t>(total), dialect);
             StoreFixed(p, msg.kType, dialect);
-            StoreFixed(p, frame.tag, dialect);
+            StoreFixed(p, tag, dialect);
             StoreFixed(p, msg, dialect);
           }
           return std::span<const std::byte>();
         },
-        frame.msg);
+        message);
   }
   CopySink sink{out};
   Writer<CopySink> w(sink);
   w.skip_payload = skip_payload;
-  PutFrame(w, frame, dialect, static_cast<uint32_t>(total));
+  PutFrame(w, tag, message, dialect, static_cast<uint32_t>(total));
   return w.skipped;
 }
 
@@ -746,46 +749,53 @@ Error Truncated(std::string_view what, size_t room, size_t need) {
 }  // namespace
 
 Result<size_t> EncodedSize(const Frame& frame, Dialect dialect) {
-  Result<Sizes> sizes = SizeFrame(frame, dialect, std::numeric_limits<uint32_t>::max());
+  Result<Sizes> sizes =
+      SizeFrame(frame.tag, frame.msg, dialect, std::numeric_limits<uint32_t>::max());
   if (!sizes) return Unexpected(sizes.error());
   return sizes->total;
 }
 
 Result<size_t> Encode(const Frame& frame, Dialect dialect, std::span<std::byte> out,
                       uint32_t msize) {
-  Result<Sizes> sizes = SizeFrame(frame, dialect, msize);
+  Result<Sizes> sizes = SizeFrame(frame.tag, frame.msg, dialect, msize);
   if (!sizes) return Unexpected(sizes.error());
   if (sizes->total > out.size()) {
     return Unexpected(Truncated("output buffer", out.size(), sizes->total));
   }
-  WriteFrame(frame, dialect, sizes->total, out.data(), false);
+  WriteFrame(frame.tag, frame.msg, dialect, sizes->total, out.data(), false);
   return sizes->total;
 }
 
 Result<std::vector<std::byte>> Encode(const Frame& frame, Dialect dialect, uint32_t msize) {
-  Result<Sizes> sizes = SizeFrame(frame, dialect, msize);
+  Result<Sizes> sizes = SizeFrame(frame.tag, frame.msg, dialect, msize);
   if (!sizes) return Unexpected(sizes.error());
   std::vector<std::byte> out(sizes->total);
-  WriteFrame(frame, dialect, sizes->total, out.data(), false);
+  WriteFrame(frame.tag, frame.msg, dialect, sizes->total, out.data(), false);
   return out;
 }
 
 Result<EncodedHead> EncodeHead(const Frame& frame, Dialect dialect, std::span<std::byte> head,
                                uint32_t msize) {
-  Result<Sizes> sizes = SizeFrame(frame, dialect, msize);
+  Result<Sizes> sizes = SizeFrame(frame.tag, frame.msg, dialect, msize);
   if (!sizes) return Unexpected(sizes.error());
   if (sizes->head > head.size()) {
     return Unexpected(Truncated("head buffer", head.size(), sizes->head));
   }
-  return EncodedHead{sizes->head, WriteFrame(frame, dialect, sizes->total, head.data(), true)};
+  return EncodedHead{sizes->head,
+                     WriteFrame(frame.tag, frame.msg, dialect, sizes->total, head.data(), true)};
 }
 
 Result<EncodedHead> EncodeHead(const Frame& frame, Dialect dialect, std::vector<std::byte>& head,
                                uint32_t msize) {
-  Result<Sizes> sizes = SizeFrame(frame, dialect, msize);
+  return EncodeHead(frame.tag, frame.msg, dialect, head, msize);
+}
+
+Result<EncodedHead> EncodeHead(uint16_t tag, const Message& msg, Dialect dialect,
+                               std::vector<std::byte>& head, uint32_t msize) {
+  Result<Sizes> sizes = SizeFrame(tag, msg, dialect, msize);
   if (!sizes) return Unexpected(sizes.error());
   head.resize(sizes->head);
-  return EncodedHead{sizes->head, WriteFrame(frame, dialect, sizes->total, head.data(), true)};
+  return EncodedHead{sizes->head, WriteFrame(tag, msg, dialect, sizes->total, head.data(), true)};
 }
 
 namespace {

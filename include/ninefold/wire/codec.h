@@ -80,6 +80,9 @@ struct EncodedHead {
 // The same into a buffer sized to fit the head (sized once: no separate EncodedSize).
 [[nodiscard]] Result<EncodedHead> EncodeHead(const Frame& frame, Dialect dialect,
                                              std::vector<std::byte>& head, uint32_t msize);
+// The same for a frame given as its tag and message (no Frame to copy the message into).
+[[nodiscard]] Result<EncodedHead> EncodeHead(uint16_t tag, const Message& msg, Dialect dialect,
+                                             std::vector<std::byte>& head, uint32_t msize);
 
 // Directory-read payloads. A 9P2000.L Rreaddir carries a run of Dirents; a 9P2000 or
 // 9P2000.u Rread of a directory carries a run of stats (size[2] + fields, no n[2]).
