@@ -60,13 +60,16 @@ Error FromErrno(int err, std::string_view what) {
   return Error(std::error_code(err, std::generic_category()), std::string(what));
 }
 
-// splice(2) from a pipe into a socket. splice has no MSG_NOSIGNAL: writing to a socket
-// whose peer has gone raises SIGPIPE, whose default action ends the process. So SIGPIPE
-// is blocked for this thread around the call and one it raised is taken back; the caller
-// sees EPIPE, as sendmsg's callers do. A splice that moved some pipe buffers before the
-// peer went returns that count, not EPIPE, and has raised SIGPIPE all the same (it sends
-// one buffer at a time), so any short splice takes one back too.
-ssize_t SpliceNoSignal(int pipe_fd, int socket_fd, size_t len) {
+// Runs `write` (a write(2)-like call: bytes written, or -1 with errno) of `len` bytes
+// with SIGPIPE blocked for this thread, and takes back a SIGPIPE it raised: writing to a
+// socket or pipe whose reader has gone raises one, and its default action ends the
+// process (a server, or any program using a client channel); the caller sees EPIPE, as
+// sendmsg's callers with MSG_NOSIGNAL do. writev(2) to a pipe and splice(2) into a
+// socket have no such flag. A call that wrote some bytes before the reader went (splice
+// moves one pipe buffer at a time) returns that count and has raised SIGPIPE all the
+// same, so any short write takes one back too.
+template <class Write>
+ssize_t WithoutSigpipe(size_t len, Write write) {
   sigset_t sigpipe;
   sigset_t old;
   sigemptyset(&sigpipe);
@@ -74,7 +77,7 @@ ssize_t SpliceNoSignal(int pipe_fd, int socket_fd, size_t len) {
   pthread_sigmask(SIG_BLOCK, &sigpipe, &old);
   ssize_t n;
   do {
-    n = ::splice(pipe_fd, nullptr, socket_fd, nullptr, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    n = write();
   } while (n < 0 && errno == EINTR);
   int err = errno;
   if ((n < 0 ? err == EPIPE : static_cast<size_t>(n) < len) && !sigismember(&old, SIGPIPE)) {
@@ -85,6 +88,13 @@ ssize_t SpliceNoSignal(int pipe_fd, int socket_fd, size_t len) {
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   errno = err;
   return n;
+}
+
+// splice(2) from a pipe into a socket, without SIGPIPE.
+ssize_t SpliceNoSignal(int pipe_fd, int socket_fd, size_t len) {
+  return WithoutSigpipe(len, [&] {
+    return ::splice(pipe_fd, nullptr, socket_fd, nullptr, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+  });
 }
 
 // A read buffer. RetainFrame hands out references that count in `holds`; the channel
@@ -552,18 +562,21 @@ class StreamChannel final : public Channel,
         iov[count++] = {const_cast<std::byte*>(payload.data()) + skip, payload.size() - skip};
       }
     }
+    if (!is_socket_) {
+      // A pipe or other descriptor (fd!R!W): writev, which raises SIGPIPE.
+      size_t len = 0;
+      for (size_t i = 0; i < count; ++i) len += iov[i].iov_len;
+      return WithoutSigpipe(
+          len, [&] { return ::writev(writer().native_handle(), iov, static_cast<int>(count)); });
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = count;
     ssize_t n;
     do {
-      if (is_socket_) {
-        msghdr msg{};
-        msg.msg_iov = iov;
-        msg.msg_iovlen = count;
-        // No MSG_MORE before spliced bytes (nor SPLICE_F_MORE on them): over tcp it held
-        // segments back and spliced reads ran at half the speed (docs/performance.md).
-        n = ::sendmsg(writer().native_handle(), &msg, MSG_NOSIGNAL);
-      } else {
-        n = ::writev(writer().native_handle(), iov, static_cast<int>(count));
-      }
+      // No MSG_MORE before spliced bytes (nor SPLICE_F_MORE on them): over tcp it held
+      // segments back and spliced reads ran at half the speed (docs/performance.md).
+      n = ::sendmsg(writer().native_handle(), &msg, MSG_NOSIGNAL);
     } while (n < 0 && errno == EINTR);
     return n;
   }

@@ -1,6 +1,7 @@
 // PipePool and FillPipe (transport/splice.h): the pool's limit, reuse of emptied pipes,
 // closing of pipes given back with bytes still in them, and fills at every position of
-// a file.
+// a file. And the other way a write meets a reader that has gone: an fd!R!W channel
+// writing into a pipe nobody reads.
 #include "ninefold/transport/splice.h"
 
 #include <fcntl.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "asio/io_context.hpp"
+#include "asio/post.hpp"
 #include "ninefold/transport/channel.h"
 
 namespace ninefold::transport {
@@ -240,6 +243,38 @@ TEST(SpliceWritesTest, APipeTakesWhatFitsAndTheFrameCarriesTheRest) {
   }
   accepted->Close();
   (*listener)->Close();
+}
+
+// A channel over descriptors (fd!R!W) whose write end's reader has gone: writev raises
+// SIGPIPE there, which ends the process unless the channel takes it back. The channel
+// must close with EPIPE instead, and this process (the test) live on.
+TEST(FdChannelTest, WritingToAPipeWithoutAReaderClosesWithEpipe) {
+  int in[2];
+  int out[2];
+  ASSERT_EQ(::pipe(in), 0);
+  ASSERT_EQ(::pipe(out), 0);
+  ::close(out[0]);  // nobody reads what the channel writes
+  asio::io_context io;
+  Result<std::shared_ptr<Channel>> ch = OpenFdChannel(io, in[0], out[1]);
+  ASSERT_TRUE(ch) << ch.error().ToString();
+  std::atomic<bool> closed{false};
+  Error why;
+  (*ch)->Start([](std::span<const std::byte>) {},
+               [&](const Error& e) {
+                 why = e;
+                 closed = true;
+               });
+  // Tclunk fid 1, tag 1: any whole frame.
+  std::vector<std::byte> frame = {std::byte{11},  std::byte{0}, std::byte{0}, std::byte{0},
+                                  std::byte{120}, std::byte{1}, std::byte{0}, std::byte{1},
+                                  std::byte{0},   std::byte{0}, std::byte{0}};
+  (*ch)->Send(OutFrame{std::move(frame), {}, nullptr});
+  for (int i = 0; i < 500 && !closed; ++i) io.run_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(closed) << "the channel did not notice its reader had gone";
+  EXPECT_EQ(why.code(), std::make_error_code(std::errc::broken_pipe)) << why.ToString();
+  (*ch)->Close();
+  io.run_for(std::chrono::milliseconds(10));
+  ::close(in[1]);
 }
 
 }  // namespace

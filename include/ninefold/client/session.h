@@ -450,9 +450,9 @@ class Session : public std::enable_shared_from_this<Session> {
   auto Call(Token& token, Start start) {
     return asio::async_initiate<Token, Signature<T>>(
         [this](auto handler, Start s) {
-          OnIoThread([s = std::move(s), done = Wrap<T>(std::move(handler))]() mutable {
-            s(std::move(done));
-          });
+          Done<T> done = this->Wrap<T>(std::move(handler));
+          this->OnIoThread(
+              [s = std::move(s), done = std::move(done)]() mutable { s(std::move(done)); });
         },
         token, std::move(start));
   }
