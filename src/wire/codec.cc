@@ -697,9 +697,9 @@ constexpr auto MakeFixedFrameTable(std::index_sequence<I...>) {
 constexpr auto kFixedFrame =
     MakeFixedFrameTable(std::make_index_sequence<std::variant_size_v<Message>>());
 
-// (A frame is passed as its tag and message: callers holding a message elsewhere need
-// not copy it into a Frame.)
-Result<Sizes> SizeFrame(uint16_t tag, const Message& msg, Dialect dialect, uint32_t msize) {
+// (A frame is passed as its message alone: its tag does not change its size, and callers
+// holding a message elsewhere need not copy it into a Frame.)
+Result<Sizes> SizeFrame(const Message& msg, Dialect dialect, uint32_t msize) {
   uint8_t type = TypeOf(msg);
   if (!(kTypes.dialects[type] & Bit(dialect))) return Unexpected(WrongDialect(type, dialect));
   if (size_t fixed = kFixedFrame[msg.index()][static_cast<size_t>(dialect)]; fixed != 0) {
@@ -709,7 +709,7 @@ Result<Sizes> SizeFrame(uint16_t tag, const Message& msg, Dialect dialect, uint3
   CountSink count;
   Writer<CountSink> sizer(count);
   sizer.skip_payload = true;
-  PutFrame(sizer, tag, msg, dialect, 0);
+  PutFrame(sizer, 0, msg, dialect, 0);
   if (sizer.failed()) return Unexpected(sizer.TakeError());
   Sizes sizes{.total = count.n + sizer.skipped.size(), .head = count.n};
   if (sizes.total > msize) {
@@ -749,15 +749,14 @@ Error Truncated(std::string_view what, size_t room, size_t need) {
 }  // namespace
 
 Result<size_t> EncodedSize(const Frame& frame, Dialect dialect) {
-  Result<Sizes> sizes =
-      SizeFrame(frame.tag, frame.msg, dialect, std::numeric_limits<uint32_t>::max());
+  Result<Sizes> sizes = SizeFrame(frame.msg, dialect, std::numeric_limits<uint32_t>::max());
   if (!sizes) return Unexpected(sizes.error());
   return sizes->total;
 }
 
 Result<size_t> Encode(const Frame& frame, Dialect dialect, std::span<std::byte> out,
                       uint32_t msize) {
-  Result<Sizes> sizes = SizeFrame(frame.tag, frame.msg, dialect, msize);
+  Result<Sizes> sizes = SizeFrame(frame.msg, dialect, msize);
   if (!sizes) return Unexpected(sizes.error());
   if (sizes->total > out.size()) {
     return Unexpected(Truncated("output buffer", out.size(), sizes->total));
@@ -767,7 +766,7 @@ Result<size_t> Encode(const Frame& frame, Dialect dialect, std::span<std::byte> 
 }
 
 Result<std::vector<std::byte>> Encode(const Frame& frame, Dialect dialect, uint32_t msize) {
-  Result<Sizes> sizes = SizeFrame(frame.tag, frame.msg, dialect, msize);
+  Result<Sizes> sizes = SizeFrame(frame.msg, dialect, msize);
   if (!sizes) return Unexpected(sizes.error());
   std::vector<std::byte> out(sizes->total);
   WriteFrame(frame.tag, frame.msg, dialect, sizes->total, out.data(), false);
@@ -776,7 +775,7 @@ Result<std::vector<std::byte>> Encode(const Frame& frame, Dialect dialect, uint3
 
 Result<EncodedHead> EncodeHead(const Frame& frame, Dialect dialect, std::span<std::byte> head,
                                uint32_t msize) {
-  Result<Sizes> sizes = SizeFrame(frame.tag, frame.msg, dialect, msize);
+  Result<Sizes> sizes = SizeFrame(frame.msg, dialect, msize);
   if (!sizes) return Unexpected(sizes.error());
   if (sizes->head > head.size()) {
     return Unexpected(Truncated("head buffer", head.size(), sizes->head));
@@ -792,7 +791,7 @@ Result<EncodedHead> EncodeHead(const Frame& frame, Dialect dialect, std::vector<
 
 Result<EncodedHead> EncodeHead(uint16_t tag, const Message& msg, Dialect dialect,
                                std::vector<std::byte>& head, uint32_t msize) {
-  Result<Sizes> sizes = SizeFrame(tag, msg, dialect, msize);
+  Result<Sizes> sizes = SizeFrame(msg, dialect, msize);
   if (!sizes) return Unexpected(sizes.error());
   head.resize(sizes->head);
   return EncodedHead{sizes->head, WriteFrame(tag, msg, dialect, sizes->total, head.data(), true)};

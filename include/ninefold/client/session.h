@@ -462,21 +462,28 @@ class Session : public std::enable_shared_from_this<Session> {
   static RawDone Map(Done<T> done, F make) {
     auto op = done.op;
     return RawDone{op, [done = std::move(done), make](Result<const wire::Message*> r) {
-                     if (!r) return done(Unexpected(r.error()));
-                     if (const R* reply = std::get_if<R>(*r)) return done(make(*reply));
-                     done(Unexpected(WrongReply(R::kName, **r)));
+                     Result<const R*> reply = ReplyAs<R>(r);
+                     if (!reply) return done(Unexpected(reply.error()));
+                     done(make(**reply));
                    }};
   }
   template <class T>
   static Result<T> Same(Result<T> r) {
     return r;
   }
+  // The reply if it is an R (valid while the reply is), or why it is not one.
+  template <class R>
+  static Result<const R*> ReplyAs(const Result<const wire::Message*>& r) {
+    if (!r) return Unexpected(r.error());
+    if (const R* reply = std::get_if<R>(*r)) return reply;
+    return Unexpected(WrongReply(R::kName, **r));
+  }
   // The reply as an R (copied), or why it is not one.
   template <class R>
   static Result<R> Expect(Result<const wire::Message*> r) {
-    if (!r) return Unexpected(r.error());
-    if (const R* reply = std::get_if<R>(*r)) return *reply;
-    return Unexpected(WrongReply(R::kName, **r));
+    Result<const R*> reply = ReplyAs<R>(r);
+    if (!reply) return Unexpected(reply.error());
+    return **reply;
   }
   // For Rclunk/Rremove: release the fid, then complete.
   RawDone Release(Fid fid, Done<void> done);
