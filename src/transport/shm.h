@@ -52,7 +52,7 @@ struct ShmHello {
   uint64_t data_bytes = 0;
 };
 constexpr uint32_t kShmMagic = 0x5339464e;  // "NF9S"
-constexpr uint32_t kShmVersion = 6;         // 6: records marked by position (ring.h)
+constexpr uint32_t kShmVersion = 7;  // 7: records on cache lines; 6: marked by position (ring.h)
 constexpr uint32_t kMaxShmQueues = 4;
 
 // A ring record is a 9P frame, optionally followed by this trailer (the record is then

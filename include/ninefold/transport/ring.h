@@ -11,7 +11,8 @@
 //
 // Layout: a 192-byte header (producer line: tail + the consumer's sleep word; consumer
 // line: head + the producer's sleep word; a constant line: magic and capacity) then
-// `capacity` bytes of records: length[4] pad[4] mark[8] bytes[length] padded to 16.
+// `capacity` bytes of records: length[4] pad[4] mark[8] bytes[length], each starting on a
+// cache line (64 bytes).
 // A record never wraps; a length of kWrapMarker sends the reader to the start. A record's
 // mark (the complement of its position, its start in bytes ever written: 64 bits, it
 // never repeats, and zeroed memory marks nothing) is stored last: the consumer polls the
