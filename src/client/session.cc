@@ -92,6 +92,18 @@ struct Slot {
   Error abort;                         // what the operation completes with if the flush wins
   std::chrono::milliseconds limit{0};  // its deadline (zero: none)
   Clock::time_point due = Clock::time_point::max();
+
+  // Back to unused. A plain request's slot set only the first fields: those are cleared
+  // in place (this runs for every reply) rather than through a whole new Slot.
+  void Reset() {
+    if (is_flush || flushing || answered || limit.count() != 0) {
+      *this = Slot{};
+      return;
+    }
+    in_use = false;
+    accepts_pipe = false;
+    type = 0;
+  }
 };
 
 // What the errno of a 9P2000 Rerror's text is, when it is one we know: Plan 9's own
@@ -278,8 +290,7 @@ OwnedStat Session::Own(const wire::Stat& s) {
 
 Result<std::vector<std::byte>> Session::EncodeRequest(const wire::Message& request) const {
   // Before Rversion (msize_ 0) only Tversion is encoded, against the proposed msize.
-  return wire::Encode(wire::Frame{.tag = 0, .msg = request}, options_.dialect,
-                      msize_ ? msize_ : options_.msize);
+  return wire::Encode(0, request, options_.dialect, msize_ ? msize_ : options_.msize);
 }
 
 void Session::Send(const wire::Message& request, RawDone done) {
@@ -309,12 +320,14 @@ void Session::Transmit(uint16_t tag, std::vector<std::byte> frame,
   Impl& im = *impl_;
   frame[5] = static_cast<std::byte>(tag & 0xff);
   frame[6] = static_cast<std::byte>(tag >> 8);
-  im.slots[tag] =
-      Slot{.in_use = true, .accepts_pipe = to.pipe, .type = static_cast<uint8_t>(frame[4])};
+  Slot& slot = im.slots[tag];  // free: as Reset left it
+  slot.in_use = true;
+  slot.accepts_pipe = to.pipe;
+  slot.type = static_cast<uint8_t>(frame[4]);
   if (done.op && done.op->deadline.count() > 0) {
-    im.slots[tag].limit = done.op->deadline;
-    im.slots[tag].due = Clock::now() + done.op->deadline;
-    ScheduleSweep(im.slots[tag].due);
+    slot.limit = done.op->deadline;
+    slot.due = Clock::now() + done.op->deadline;
+    ScheduleSweep(slot.due);
   }
   if (done.op) done.op->tags.Add(tag);
   im.dones[tag] = std::move(done);
@@ -382,10 +395,10 @@ void Session::Pump() {
 Session::RawDone Session::Retire(uint16_t tag) {
   Impl& im = *impl_;
   RawDone done = std::move(im.dones[tag]);
-  im.dones[tag] = RawDone{};
+  im.dones[tag].fn = nullptr;
   if (done.op) done.op->tags.Remove(tag);
   bool flush = im.slots[tag].is_flush;
-  im.slots[tag] = Slot{};
+  im.slots[tag].Reset();
   (flush ? im.free_flush_tags : im.free_tags).push_back(tag);
   return done;
 }
@@ -490,37 +503,41 @@ void Session::OnFrame(std::span<const std::byte> bytes) {
   wire::Limits limits{.msize = msize_ ? msize_ : options_.msize};
   // Over shm an Rread's data may arrive apart, by reference into the shared arena.
   std::span<const std::byte> payload = channel_->FramePayload();
-  Result<wire::Frame> frame = wire::Decode(bytes, payload, options_.dialect, limits);
-  if (!frame && tag == wire::kNoTag && im.version_done.fn &&
-      frame.error().code() == Errc::kWrongDialect) {
+  wire::Frame frame;
+  Result<void> decoded = wire::DecodeInto(bytes, payload, options_.dialect, limits, frame);
+  if (!decoded && tag == wire::kNoTag && im.version_done.fn &&
+      decoded.error().code() == Errc::kWrongDialect) {
     // A server refusing our version may answer in its own dialect (diod: Rlerror).
-    frame = wire::Decode(bytes, wire::Dialect::k9P2000L, limits);
+    decoded = wire::DecodeInto(bytes, {}, wire::Dialect::k9P2000L, limits, frame);
   }
-  if (!frame) {
-    if (auto lerror = RerrorAsRlerror(bytes)) frame = std::move(*lerror);
+  if (!decoded) {
+    if (auto lerror = RerrorAsRlerror(bytes)) {
+      frame = std::move(*lerror);
+      decoded = {};
+    }
   }
-  if (!frame) {
+  if (!decoded) {
     return Fail(Error(
-        frame.error().code(),
-        fmt::format("malformed reply from {}: {}", channel_->peer(), frame.error().ToString())));
+        decoded.error().code(),
+        fmt::format("malformed reply from {}: {}", channel_->peer(), decoded.error().ToString())));
   }
   if (tag == wire::kNoTag && im.version_done.fn) {
     RawDone d = std::move(im.version_done);
     im.version_done = RawDone{};
-    return d(&frame->msg);
+    return d(&frame.msg);
   }
   if (tag >= im.slots.size() || !im.slots[tag].in_use) {
     return Fail(Error(std::errc::protocol_error,
                       fmt::format("{} answered tag {}, which is not in flight: {}",
-                                  channel_->peer(), tag, wire::Format(*frame, options_.dialect))));
+                                  channel_->peer(), tag, wire::Format(frame, options_.dialect))));
   }
   Slot& slot = im.slots[tag];
-  const wire::Message& msg = frame->msg;
+  const wire::Message& msg = frame.msg;
   if (channel_->FramePipeBytes() > 0 &&
       (!slot.accepts_pipe || !std::holds_alternative<wire::Rread>(msg))) {
     return Fail(Error(std::errc::protocol_error,
                       fmt::format("{} answered tag {} with a pipe it did not ask for: {}",
-                                  channel_->peer(), tag, wire::Format(*frame, options_.dialect))));
+                                  channel_->peer(), tag, wire::Format(frame, options_.dialect))));
   }
   if (slot.is_flush) {
     if (!std::holds_alternative<wire::Rflush>(msg)) {

@@ -177,21 +177,23 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
   const ReplyTo to{.placement = channel_->FramePlacement(), .pipe = channel_->FrameAcceptsPipe()};
   // Over tcp and unix a large Twrite's data may wait in a pipe instead.
   std::shared_ptr<transport::SplicePipe> data = channel_->FrameDataPipe();
-  Result<wire::Frame> frame = wire::Decode(bytes, payload, decode_as, limits);
-  if (!frame) {
+  wire::Frame frame;
+  Result<void> decoded = wire::DecodeInto(bytes, payload, decode_as, limits, frame);
+  if (!decoded) {
     stats_.malformed_frames++;
     Log(LogLevel::kWarn, "{}: malformed {} frame, closing connection: {}", channel_->peer(),
-        wire::TypeName(type).empty() ? "unknown" : wire::TypeName(type), frame.error().ToString());
+        wire::TypeName(type).empty() ? "unknown" : wire::TypeName(type),
+        decoded.error().ToString());
     channel_->Close();
     return;
   }
-  uint16_t tag = frame->tag;
+  uint16_t tag = frame.tag;
   if (trace_) {
-    Log(LogLevel::kInfo, "{} <- {}{}", channel_->peer(), wire::Format(*frame, dialect()),
+    Log(LogLevel::kInfo, "{} <- {}{}", channel_->peer(), wire::Format(frame, dialect()),
         data ? fmt::format(" (+{} bytes ahead of its data, in a pipe)", data->pending) : "");
   }
 
-  if (const auto* tv = std::get_if<wire::Tversion>(&frame->msg)) {
+  if (const auto* tv = std::get_if<wire::Tversion>(&frame.msg)) {
     HandleVersion(tag, *tv);
     return;
   }
@@ -200,7 +202,7 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
     SendLocked(tag, ErrorReply(Error(std::errc::protocol_error, "Tversion first")));
     return;
   }
-  if (wire::TypeOf(frame->msg) % 2 == 1) {
+  if (wire::TypeOf(frame.msg) % 2 == 1) {
     Log(LogLevel::kWarn, "{}: client sent a reply ({}), closing connection", channel_->peer(),
         wire::TypeName(type));
     stats_.malformed_frames++;
@@ -212,7 +214,7 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
     std::lock_guard lock(mu_);
     if (closed_) return;
     if (!in_flight_.Contains(tag) && tag != wire::kNoTag) {
-      if (const auto* tf = std::get_if<wire::Tflush>(&frame->msg)) {
+      if (const auto* tf = std::get_if<wire::Tflush>(&frame.msg)) {
         HandleFlushLocked(tag, *tf);
         return;
       }
@@ -229,7 +231,7 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
   if (tag == wire::kNoTag) {
     // A tag in use: answering would confuse the reply to the first request.
     Log(LogLevel::kWarn, "{}: tag {} reused while in flight, closing connection", channel_->peer(),
-        frame->tag);
+        frame.tag);
     stats_.malformed_frames++;
     channel_->Close();
     return;
@@ -238,12 +240,11 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
   std::shared_ptr<const void> keep = channel_->RetainFrame();
   if (!keep) {
     auto copy = std::make_shared<std::vector<std::byte>>(bytes.begin(), bytes.end());
-    frame = wire::Decode(*copy, payload, decode_as, limits);
-    NINEFOLD_CHECK(frame.has_value());
+    NINEFOLD_CHECK(wire::DecodeInto(*copy, payload, decode_as, limits, frame).has_value());
     keep = std::move(copy);
   }
-  if (RunsInline(*frame)) {
-    Complete(tag, Run(tag, std::move(keep), *frame, to, std::move(data)), generation);
+  if (RunsInline(frame)) {
+    Complete(tag, Run(tag, std::move(keep), frame, to, std::move(data)), generation);
     return;
   }
   // It may block. The last frame read so far runs here once the channel reads on
@@ -253,14 +254,14 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
   if (channel_->ReadAhead()) {
     transport::OutFrame out;
     {
-      IoThreads::BlockingScope blocking(threads_, IsBulk(*frame));
-      out = Run(tag, std::move(keep), *frame, to, std::move(data));
+      IoThreads::BlockingScope blocking(threads_, IsBulk(frame));
+      out = Run(tag, std::move(keep), frame, to, std::move(data));
     }
     Complete(tag, std::move(out), generation);
     return;
   }
   channel_->YieldAfterFrame();
-  asio::post(io_, [self = shared_from_this(), tag, keep = std::move(keep), f = std::move(*frame),
+  asio::post(io_, [self = shared_from_this(), tag, keep = std::move(keep), f = std::move(frame),
                    generation, to, data = std::move(data)]() mutable {
     transport::OutFrame out;
     {

@@ -606,7 +606,10 @@ Result<uint32_t> PeekFrameSize(std::span<const std::byte> bytes, const Limits& l
   return size;
 }
 
-Result<Frame> Decode(std::span<const std::byte> frame, Dialect dialect, const Limits& limits) {
+namespace {
+// Decodes exactly one frame (all of `frame`) into `out`.
+Result<void> DecodeWhole(std::span<const std::byte> frame, Dialect dialect, const Limits& limits,
+                         Frame& out) {
   Result<uint32_t> size = PeekFrameSize(frame, limits);
   if (!size) return Unexpected(size.error());
   if (frame.size() < kHeaderSize || frame.size() < *size) {
@@ -622,7 +625,6 @@ Result<Frame> Decode(std::span<const std::byte> frame, Dialect dialect, const Li
     return Unexpected(Error(Errc::kUnknownType, fmt::format("type {} at byte 4", type)));
   }
   if (!(kTypes.dialects[type] & Bit(dialect))) return Unexpected(WrongDialect(type, dialect));
-  Frame out;
   out.tag = LoadLe<uint16_t>(frame.data() + 5);
   Reader r(frame, kHeaderSize, limits, kTypes.name[type]);
   kTypes.decode[type](r, out.msg, dialect);
@@ -631,12 +633,25 @@ Result<Frame> Decode(std::span<const std::byte> frame, Dialect dialect, const Li
     r.Fail(Errc::kSizeMismatch, fmt::format("{} bytes after the last field", r.left()));
   }
   if (r.failed()) return Unexpected(r.TakeError());
-  return out;
+  return {};
+}
+}  // namespace
+
+Result<Frame> Decode(std::span<const std::byte> frame, Dialect dialect, const Limits& limits) {
+  return Decode(frame, {}, dialect, limits);
 }
 
 Result<Frame> Decode(std::span<const std::byte> head, std::span<const std::byte> payload,
                      Dialect dialect, const Limits& limits) {
-  if (payload.empty()) return Decode(head, dialect, limits);
+  Frame out;
+  Result<void> ok = DecodeInto(head, payload, dialect, limits, out);
+  if (!ok) return Unexpected(ok.error());
+  return out;
+}
+
+Result<void> DecodeInto(std::span<const std::byte> head, std::span<const std::byte> payload,
+                        Dialect dialect, const Limits& limits, Frame& out) {
+  if (payload.empty()) return DecodeWhole(head, dialect, limits, out);
   // Only messages that end in count[4] data[count]; their heads hold no strings.
   constexpr size_t kLongestHead = kHeaderSize + 4 + 8 + 4;  // Twrite: fid offset count
   if (head.size() < kHeaderSize + 4 || head.size() > kLongestHead) {
@@ -665,15 +680,15 @@ Result<Frame> Decode(std::span<const std::byte> head, std::span<const std::byte>
   std::memcpy(copy.data(), head.data(), head.size());
   StoreLe<uint32_t>(copy.data(), static_cast<uint32_t>(head.size()));
   StoreLe<uint32_t>(copy.data() + head.size() - 4, 0);
-  Result<Frame> frame =
-      Decode(std::span<const std::byte>(copy.data(), head.size()), dialect, limits);
-  if (!frame) return frame;
+  Result<void> ok =
+      DecodeWhole(std::span<const std::byte>(copy.data(), head.size()), dialect, limits, out);
+  if (!ok) return ok;
   std::visit(
       [&](auto& m) {
         if constexpr (requires { m.data.bytes; }) m.data = Data(payload);
       },
-      frame->msg);
-  return frame;
+      out.msg);
+  return {};
 }
 
 namespace {
@@ -766,10 +781,15 @@ Result<size_t> Encode(const Frame& frame, Dialect dialect, std::span<std::byte> 
 }
 
 Result<std::vector<std::byte>> Encode(const Frame& frame, Dialect dialect, uint32_t msize) {
-  Result<Sizes> sizes = SizeFrame(frame.msg, dialect, msize);
+  return Encode(frame.tag, frame.msg, dialect, msize);
+}
+
+Result<std::vector<std::byte>> Encode(uint16_t tag, const Message& msg, Dialect dialect,
+                                      uint32_t msize) {
+  Result<Sizes> sizes = SizeFrame(msg, dialect, msize);
   if (!sizes) return Unexpected(sizes.error());
   std::vector<std::byte> out(sizes->total);
-  WriteFrame(frame.tag, frame.msg, dialect, sizes->total, out.data(), false);
+  WriteFrame(tag, msg, dialect, sizes->total, out.data(), false);
   return out;
 }
 

@@ -75,7 +75,10 @@ Unexpected(E) -> Unexpected<E>;
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit
+  // By reference, not by value: a value moved into a Result is moved once (a Message or a
+  // Frame is a large variant, and every request's reply passes through here).
+  Result(T&& value) : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit
+  Result(const T& value) : state_(std::in_place_index<0>, value) {}        // NOLINT: implicit
   template <class U, class = std::enable_if_t<std::is_constructible_v<T, U&&> &&
                                               !std::is_same_v<std::decay_t<U>, Result>>>
   Result(U&& value) : state_(std::in_place_index<0>, T(std::forward<U>(value))) {}  // NOLINT

@@ -56,6 +56,13 @@ uint8_t TypeOf(const Message& msg);
                                    std::span<const std::byte> payload, Dialect dialect,
                                    const Limits& limits = {});
 
+// Decode(head, payload) into `out`, which a caller decoding frame after frame keeps: the
+// message is decoded where it stays, not moved out through a Result. On failure `out`
+// holds a message of no meaning.
+[[nodiscard]] Result<void> DecodeInto(std::span<const std::byte> head,
+                                      std::span<const std::byte> payload, Dialect dialect,
+                                      const Limits& limits, Frame& out);
+
 // Bytes the encoded frame takes. Fails (kWrongDialect, kStringTooLong, kCountTooLarge)
 // when the frame cannot be encoded in `dialect` at all.
 [[nodiscard]] Result<size_t> EncodedSize(const Frame& frame, Dialect dialect);
@@ -66,6 +73,9 @@ uint8_t TypeOf(const Message& msg);
                                     uint32_t msize);
 [[nodiscard]] Result<std::vector<std::byte>> Encode(const Frame& frame, Dialect dialect,
                                                     uint32_t msize);
+// The same for a frame given as its tag and message (no Frame to copy the message into).
+[[nodiscard]] Result<std::vector<std::byte>> Encode(uint16_t tag, const Message& msg,
+                                                    Dialect dialect, uint32_t msize);
 
 // For scatter/gather sends: encodes everything except the trailing payload of Twrite,
 // Rread or Rreaddir into `head` (the payload's count field included) and returns the
