@@ -290,7 +290,11 @@ OwnedStat Session::Own(const wire::Stat& s) {
 
 Result<std::vector<std::byte>> Session::EncodeRequest(const wire::Message& request) const {
   // Before Rversion (msize_ 0) only Tversion is encoded, against the proposed msize.
-  return wire::Encode(0, request, options_.dialect, msize_ ? msize_ : options_.msize);
+  std::vector<std::byte> frame = transport::TakeFrameBuffer();
+  Result<void> ok =
+      wire::Encode(0, request, options_.dialect, frame, msize_ ? msize_ : options_.msize);
+  if (!ok) return Unexpected(ok.error());
+  return frame;
 }
 
 void Session::Send(const wire::Message& request, RawDone done) {

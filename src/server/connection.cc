@@ -398,7 +398,7 @@ void Connection::SendLocked(uint16_t tag, const Reply& reply) {
 }
 
 transport::OutFrame Connection::Encode(uint16_t tag, const Reply& reply) const {
-  transport::OutFrame out;
+  transport::OutFrame out{.head = transport::TakeFrameBuffer()};
   // The head is everything but the payload (Rread/Rreaddir data), which is sent from the
   // reply's own buffer: no payload-sized buffer is allocated.
   Result<wire::EncodedHead> head = wire::EncodeHead(tag, reply.msg, dialect(), out.head, msize());

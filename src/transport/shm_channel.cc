@@ -217,6 +217,8 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
       SendOneLocked(q, rest.first(size), kPlain, size == frame.head.size() ? &frame : nullptr);
       rest = rest.subspan(size);
     }
+    if (lock.owns_lock()) lock.unlock();
+    RecycleFrameBuffer(std::move(frame.head));  // in the ring now (or moved to pending)
   }
 
   // Sends descriptor `fd` with a note of offset and length on the pages socket; false

@@ -786,11 +786,19 @@ Result<std::vector<std::byte>> Encode(const Frame& frame, Dialect dialect, uint3
 
 Result<std::vector<std::byte>> Encode(uint16_t tag, const Message& msg, Dialect dialect,
                                       uint32_t msize) {
+  std::vector<std::byte> out;
+  Result<void> ok = Encode(tag, msg, dialect, out, msize);
+  if (!ok) return Unexpected(ok.error());
+  return out;
+}
+
+Result<void> Encode(uint16_t tag, const Message& msg, Dialect dialect, std::vector<std::byte>& out,
+                    uint32_t msize) {
   Result<Sizes> sizes = SizeFrame(msg, dialect, msize);
   if (!sizes) return Unexpected(sizes.error());
-  std::vector<std::byte> out(sizes->total);
+  out.resize(sizes->total);
   WriteFrame(tag, msg, dialect, sizes->total, out.data(), false);
-  return out;
+  return {};
 }
 
 Result<EncodedHead> EncodeHead(const Frame& frame, Dialect dialect, std::span<std::byte> head,

@@ -22,7 +22,6 @@
 #include <iterator>
 #include <map>
 #include <random>
-#include <set>
 #include <thread>
 
 #include "asio/executor_work_guard.hpp"
@@ -276,6 +275,57 @@ TEST(ShmChannelTest, FramesRoundTripInOrderUpToOneMiB) {
   }
   ASSERT_TRUE(WaitFor([&] { return client.received == kFrames; }, 60s))
       << client.received << " of " << kFrames;
+  EXPECT_EQ(client.bad, 0u);
+}
+
+TEST(FrameBuffersTest, ABufferHandedBackIsTakenAgainEmptyWithItsRoom) {
+  std::vector<std::byte> first = TakeFrameBuffer();
+  EXPECT_TRUE(first.empty());
+  EXPECT_GE(first.capacity(), 160u);  // an Rgetattr's head fits without growing
+  first.reserve(1000);                // told apart from a new buffer by its room
+  first.resize(100, std::byte{7});
+  const std::byte* memory = first.data();
+  RecycleFrameBuffer(std::move(first));
+  std::vector<std::byte> again = TakeFrameBuffer();
+  EXPECT_EQ(again.data(), memory);
+  EXPECT_EQ(again.capacity(), 1000u);
+  EXPECT_TRUE(again.empty());
+  // Too large to keep (a batch of frames): freed, not handed out again.
+  std::vector<std::byte> big(64 * 1024);
+  const std::byte* big_memory = big.data();
+  RecycleFrameBuffer(std::move(big));
+  std::vector<std::byte> next = TakeFrameBuffer();
+  EXPECT_NE(next.data(), big_memory);
+  EXPECT_LE(next.capacity(), 4096u);
+}
+
+TEST(FrameBuffersTest, AThreadKeepsOnlyAFew) {
+  // Each buffer grown to its own size, so one taken again is told from a new one (256).
+  std::vector<std::vector<std::byte>> taken(20);
+  for (size_t i = 0; i < taken.size(); ++i) {
+    taken[i] = TakeFrameBuffer();
+    taken[i].reserve(300 + i);
+  }
+  for (auto& b : taken) RecycleFrameBuffer(std::move(b));
+  size_t kept_again = 0;
+  for (auto& b : taken) {
+    b = TakeFrameBuffer();
+    if (b.capacity() >= 300) kept_again++;
+  }
+  EXPECT_EQ(kept_again, 8u);  // frame_buffers.cc: kKept
+}
+
+TEST(ShmChannelTest, ASentFramesHeadComesBackForTheNextFrame) {
+  EchoServer server;
+  Client client(server.address());
+  // Sent from this thread: once in the ring, the head's buffer is this thread's to reuse.
+  std::vector<std::byte> head = TakeFrameBuffer();
+  std::vector<std::byte> frame = MakeFrame(0, 100);
+  head.reserve(1000);  // told apart from a new buffer by its room
+  head.assign(frame.begin(), frame.end());
+  client.channel->Send(OutFrame{std::move(head), {}, nullptr});
+  EXPECT_EQ(TakeFrameBuffer().capacity(), 1000u);
+  ASSERT_TRUE(WaitFor([&] { return client.received == 1; }, 10s));
   EXPECT_EQ(client.bad, 0u);
 }
 

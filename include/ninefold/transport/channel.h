@@ -73,6 +73,13 @@ struct OutFrame {
   bool accepts_pipe = false;
 };
 
+// A frame's head is encoded into a buffer from TakeFrameBuffer (empty, perhaps with room
+// already) and a channel that has copied it out (shm: into the ring) hands it back with
+// RecycleFrameBuffer: a thread keeps a few, so a request or reply costs no malloc and
+// free for its head.
+std::vector<std::byte> TakeFrameBuffer();
+void RecycleFrameBuffer(std::vector<std::byte>&& buffer);
+
 class Channel {
  public:
   // Called for each complete frame, one call at a time (unless the handler calls

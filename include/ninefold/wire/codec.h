@@ -76,6 +76,9 @@ uint8_t TypeOf(const Message& msg);
 // The same for a frame given as its tag and message (no Frame to copy the message into).
 [[nodiscard]] Result<std::vector<std::byte>> Encode(uint16_t tag, const Message& msg,
                                                     Dialect dialect, uint32_t msize);
+// The same into `out`, resized to the frame (a buffer kept for reuse keeps its room).
+[[nodiscard]] Result<void> Encode(uint16_t tag, const Message& msg, Dialect dialect,
+                                  std::vector<std::byte>& out, uint32_t msize);
 
 // For scatter/gather sends: encodes everything except the trailing payload of Twrite,
 // Rread or Rreaddir into `head` (the payload's count field included) and returns the
