@@ -209,6 +209,14 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
     channel_->Close();
     return;
   }
+  // The decoded message's views point into the channel's buffer: keep it (no copy).
+  std::shared_ptr<const void> keep = channel_->RetainFrame();
+  if (!keep) {
+    auto copy = std::make_shared<std::vector<std::byte>>(bytes.begin(), bytes.end());
+    NINEFOLD_CHECK(wire::DecodeInto(*copy, payload, decode_as, limits, frame).has_value());
+    keep = std::move(copy);
+  }
+  const bool runs_inline = RunsInline(frame);
   uint64_t generation = 0;
   {
     std::lock_guard lock(mu_);
@@ -216,6 +224,13 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
     if (!in_flight_.Contains(tag) && tag != wire::kNoTag) {
       if (const auto* tf = std::get_if<wire::Tflush>(&frame.msg)) {
         HandleFlushLocked(tag, *tf);
+        return;
+      }
+      if (runs_inline) {
+        // Answered before mu_ is let go: no Tflush can find it in flight (they come from
+        // this read loop, after it), a drain waits for it, and its tag is never marked
+        // in use. A node that answers inline never blocks (in-memory back ends).
+        channel_->Send(Run(tag, std::move(keep), frame, to, std::move(data)));
         return;
       }
       in_flight_.Insert(tag);
@@ -234,17 +249,6 @@ void Connection::OnFrame(std::span<const std::byte> bytes) {
         frame.tag);
     stats_.malformed_frames++;
     channel_->Close();
-    return;
-  }
-  // The decoded message's views point into the channel's buffer: keep it (no copy).
-  std::shared_ptr<const void> keep = channel_->RetainFrame();
-  if (!keep) {
-    auto copy = std::make_shared<std::vector<std::byte>>(bytes.begin(), bytes.end());
-    NINEFOLD_CHECK(wire::DecodeInto(*copy, payload, decode_as, limits, frame).has_value());
-    keep = std::move(copy);
-  }
-  if (RunsInline(frame)) {
-    Complete(tag, Run(tag, std::move(keep), frame, to, std::move(data)), generation);
     return;
   }
   // It may block. The last frame read so far runs here once the channel reads on
