@@ -14,12 +14,16 @@
 namespace ninefold::transport {
 namespace {
 
-// Ring memory on the heap, sized exactly, so ASan catches any access outside it.
+// Ring memory on the heap, sized exactly, so ASan catches any access outside it. Zeroed,
+// as a fresh shared region is: heap memory may still hold an earlier test's ring (a
+// valid header, records whose marks match a new ring's positions).
 struct RingMemory {
   explicit RingMemory(uint32_t capacity)
       : bytes(static_cast<std::byte*>(
             ::operator new (RingView::Footprint(capacity), std::align_val_t{64}))),
-        size(RingView::Footprint(capacity)) {}
+        size(RingView::Footprint(capacity)) {
+    std::memset(bytes, 0, size);
+  }
   ~RingMemory() { ::operator delete (bytes, std::align_val_t{64}); }
   std::span<std::byte> span() const { return {bytes, size}; }
   std::byte* bytes;
