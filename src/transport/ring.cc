@@ -67,8 +67,9 @@ void Wake(std::atomic<uint32_t>* word, int fd) {
 // A record: length[4] pad[4] mark[8] bytes[length], starting on a cache line. Records
 // share no line, so the line a consumer polls for the next record's mark is not also the
 // one it is reading the last record from: measured with a getattr's frames (19 bytes one
-// way, 160 back), 16-byte records took 0.63-0.74 µs a round trip and line-aligned ones
-// 0.42 (bench/pingpong). Any room left before the ring's end holds a header.
+// way, 160 back; bench/pingpong's ring row), 16-byte records took 0.63-0.74 µs a round
+// trip and line-aligned ones 0.42, alternating the two builds in one process
+// (docs/shm.md). Any room left before the ring's end holds a header.
 constexpr uint32_t kRecordHeader = 16;
 constexpr uint32_t kCacheLine = 64;
 constexpr uint32_t RecordSize(uint32_t n) {

@@ -179,25 +179,38 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
     if (closed_.load()) return;
     if (!frame.payload.empty() || !frame.placement.empty() || frame.pages.fd >= 0 ||
         frame.spliced || frame.accepts_pipe) {
-      Queue& q = QueueFor(frame.head);
-      std::lock_guard lock(q.mu);
-      if (frame.pages.fd >= 0) {
-        // The descriptor goes ahead of the record that names it, on the same queue; when
-        // it cannot go now (the client is not taking them: its socket is full), the
-        // payload is sent.
-        if (HandOver(q, frame.pages.fd, frame.pages.offset, frame.pages.length)) {
-          frame.payload = {};
-        } else {
-          frame.pages = {};
-        }
-      }
-      if (frame.spliced) {
-        if (Result<void> ok = SendSplicedLocked(q, frame); !ok) return FailLater(ok.error());
-      }
-      return SendOneLocked(q, frame.head, frame, &frame);
+      SendWithExtras(frame);
+    } else {
+      SendPlain(frame);
     }
-    // `head` may hold several whole frames back to back: one ring record each, on each
-    // one's queue (locked once for a run of frames on the same queue).
+    // In the ring now (or moved to a queue's pending frames, which leaves it empty): the
+    // head's buffer is this thread's to reuse.
+    RecycleFrameBuffer(std::move(frame.head));
+  }
+
+  // One frame with a payload, pages, a pipe, a placement, or that accepts a pipe.
+  void SendWithExtras(OutFrame& frame) {
+    Queue& q = QueueFor(frame.head);
+    std::lock_guard lock(q.mu);
+    if (frame.pages.fd >= 0) {
+      // The descriptor goes ahead of the record that names it, on the same queue; when
+      // it cannot go now (the client is not taking them: its socket is full), the
+      // payload is sent.
+      if (HandOver(q, frame.pages.fd, frame.pages.offset, frame.pages.length)) {
+        frame.payload = {};
+      } else {
+        frame.pages = {};
+      }
+    }
+    if (frame.spliced) {
+      if (Result<void> ok = SendSplicedLocked(q, frame); !ok) return FailLater(ok.error());
+    }
+    SendOneLocked(q, frame.head, frame, &frame);
+  }
+
+  // `head` may hold several whole frames back to back: one ring record each, on each
+  // one's queue (locked once for a run of frames on the same queue).
+  void SendPlain(OutFrame& frame) {
     static const OutFrame kPlain;
     std::span<const std::byte> rest = frame.head;
     std::unique_lock<std::mutex> lock;
@@ -217,8 +230,6 @@ class ShmChannel final : public Channel, public std::enable_shared_from_this<Shm
       SendOneLocked(q, rest.first(size), kPlain, size == frame.head.size() ? &frame : nullptr);
       rest = rest.subspan(size);
     }
-    if (lock.owns_lock()) lock.unlock();
-    RecycleFrameBuffer(std::move(frame.head));  // in the ring now (or moved to pending)
   }
 
   // Sends descriptor `fd` with a note of offset and length on the pages socket; false

@@ -781,13 +781,8 @@ Result<size_t> Encode(const Frame& frame, Dialect dialect, std::span<std::byte> 
 }
 
 Result<std::vector<std::byte>> Encode(const Frame& frame, Dialect dialect, uint32_t msize) {
-  return Encode(frame.tag, frame.msg, dialect, msize);
-}
-
-Result<std::vector<std::byte>> Encode(uint16_t tag, const Message& msg, Dialect dialect,
-                                      uint32_t msize) {
   std::vector<std::byte> out;
-  Result<void> ok = Encode(tag, msg, dialect, out, msize);
+  Result<void> ok = Encode(frame.tag, frame.msg, dialect, out, msize);
   if (!ok) return Unexpected(ok.error());
   return out;
 }

@@ -73,10 +73,8 @@ uint8_t TypeOf(const Message& msg);
                                     uint32_t msize);
 [[nodiscard]] Result<std::vector<std::byte>> Encode(const Frame& frame, Dialect dialect,
                                                     uint32_t msize);
-// The same for a frame given as its tag and message (no Frame to copy the message into).
-[[nodiscard]] Result<std::vector<std::byte>> Encode(uint16_t tag, const Message& msg,
-                                                    Dialect dialect, uint32_t msize);
-// The same into `out`, resized to the frame (a buffer kept for reuse keeps its room).
+// The same for a frame given as its tag and message (no Frame to copy the message into),
+// into `out`, resized to the frame (a buffer kept for reuse keeps its room).
 [[nodiscard]] Result<void> Encode(uint16_t tag, const Message& msg, Dialect dialect,
                                   std::vector<std::byte>& out, uint32_t msize);
 
